@@ -174,10 +174,10 @@ class Template:
         return None
 
     def read(self, ids: torch.Tensor | Sequence[int]) -> dict[str, str | list[int]]:
-        """Slot name -> decoded text (with a tokenizer) or token ids."""
+        """Slot name -> decoded text (with a tokenizer; special tokens dropped) or token ids."""
         ids = torch.as_tensor(ids).tolist()
         out: dict[str, str | list[int]] = {}
         for name, positions in self.slots.items():
             piece = [ids[p] for p in positions]
-            out[name] = self.tokenizer.decode(piece) if self.tokenizer is not None else piece
+            out[name] = self.tokenizer.decode(piece, skip_special_tokens=True) if self.tokenizer is not None else piece
         return out

@@ -9,6 +9,18 @@ import torch
 from .modeling_dream import DreamModel
 
 
+def align_logits(logits: torch.Tensor, shift: bool) -> torch.Tensor:
+    """Raw model logits (B, N, V) -> logits whose position i predicts token i.
+
+    With `shift` (Dream's checkpoints, adapted from an AR model) hidden state i-1 predicts
+    token i; position 0 keeps its own logits, as in Dream's generation loop. The sampler
+    and the training loss both go through here, so they can never disagree.
+    """
+    if not shift:
+        return logits
+    return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
 @runtime_checkable
 class DiffusionLM(Protocol):
     """A masked diffusion model as the sampler sees it.
@@ -51,11 +63,7 @@ class DreamDiffusionLM:
     @torch.no_grad()
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         logits = self.model(input_ids, attention_mask=attention_mask).logits  # (B, N, V)
-        if self.model.config.shift_logits:
-            # Dream predicts token i from hidden state i-1 (it was adapted from an AR model);
-            # position 0 keeps its own logits, as in Dream's generation loop.
-            logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-        return logits
+        return align_logits(logits, self.model.config.shift_logits)
 
     def __repr__(self) -> str:
         return f"DreamDiffusionLM({self.name!r}, device={self.device})"

@@ -1,0 +1,168 @@
+"""Refinement: denoise -> validate -> re-mask the positions at fault -> denoise again.
+
+    result = solve(engine, planner, problem)
+    result.solution, result.valid, result.violations, result.rounds, result.nfe
+
+Round 1 is the model alone: an unconstrained pass (only the template's own allowed sets),
+whose validity is reported as `model_only_valid`. Later rounds add the planner's constraint
+hooks (which tighten the allowed tokens while the fill forms) and re-mask what the
+validator blames. When the same failure comes back, more of the model's own fill is
+re-masked and tokens are sampled rather than taken by argmax, so a round never repeats the
+last one exactly. The model always chooses the tokens; hooks and validators only prune.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .engine import DiffusionEngine
+from .template import Template
+from .validation import Violation
+
+StepCallback = Callable[[int, int | None, torch.Tensor, Template], None]  # (round, step, x row, template)
+
+
+@dataclass
+class SolveResult:
+    solution: str
+    valid: bool
+    violations: list[Violation]
+    rounds: int
+    nfe: int
+    seconds: float
+    model_only_valid: bool
+    model_only_solution: str = ""
+    problem: Any = None
+    history: list[str] = field(default_factory=list)  # the solution after each round
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "solution": self.solution,
+            "valid": self.valid,
+            "violations": [v.to_dict() for v in self.violations],
+            "stats": {"nfe": self.nfe, "rounds": self.rounds, "seconds": round(self.seconds, 4),
+                      "model_only_valid": self.model_only_valid},
+        }
+
+
+def _positions(template: Template, slots, extra=()) -> set[int]:
+    out = {int(p) for p in extra}
+    for name in slots:
+        out.update(template.slots.get(name, ()))
+    return {p for p in out if not bool(template.anchor_mask[p])}
+
+
+def _compose(*hooks):
+    hooks = [h for h in hooks if h is not None]
+    if not hooks:
+        return None
+
+    def composed(step, x, logits):
+        for h in hooks:
+            x = h(step, x, logits)
+        return x
+
+    return composed
+
+
+def solve(
+    engine: DiffusionEngine,
+    planner,
+    problem: Any,
+    *,
+    steps: int | None = None,
+    max_rounds: int = 10,
+    constraints: bool = True,
+    samples: int = 1,
+    seed: int = 0,
+    on_step: StepCallback | None = None,
+) -> SolveResult:
+    """Solve `problem` with `planner`'s template, the engine's model and the planner's validator.
+
+    steps: forward passes per round (default: one per masked position, the best quality);
+    max_rounds: denoising rounds in all, the model-only one included;
+    constraints: use the planner's constraint hooks from round 2 on;
+    samples: rows denoised in parallel each round (sampled, so they differ); the best is kept.
+    """
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, got {samples}")
+    start = time.perf_counter()
+    tokenizer = engine.tokenizer
+    base = planner.encode(problem, tokenizer)
+    hooks = planner.constraints(problem, base, tokenizer) if constraints else None
+    rng = random.Random(seed)
+    generator = torch.Generator(device=engine.model.device).manual_seed(seed)
+
+    template, nfe, history = base, 0, []
+    best: tuple[str, list[Violation], torch.Tensor] | None = None
+    model_only_valid, model_only_solution = False, ""
+    last_signature: frozenset | None = None
+    stuck = 0
+    for round_ in range(1, max_rounds + 1):
+        n_masked = int(template.masked.sum())
+        round_steps = max(1, min(steps or n_masked, n_masked))
+        first = round_ == 1
+        rows = 1 if first else samples
+        sampling = not first and (stuck > 0 or rows > 1)
+        viewer = None
+        if on_step is not None:
+            viewer = lambda step, x, logits, r=round_, t=template: (on_step(r, step, x[0], t), x)[1]  # noqa: E731
+        use_hooks = hooks if (hooks is not None and not first) else None
+        result = engine.fill(
+            [template] * rows,
+            steps=round_steps,
+            temperature=(engine.settings.temperature or 0.7) if sampling else engine.settings.temperature,
+            logits_hook=use_hooks.logits_hook if use_hooks else None,
+            tokens_hook=_compose(use_hooks.tokens_hook if use_hooks else None, viewer),
+            generator=generator,
+        )
+        nfe += result.nfe
+        round_best: tuple[str, list[Violation], torch.Tensor] | None = None
+        for b in range(rows):
+            ids = result.row_ids(b)
+            solution = planner.decode(problem, base, ids)
+            violations = planner.check(problem, solution)
+            if round_best is None or len(violations) < len(round_best[1]):
+                round_best = (solution, violations, ids)
+            if not violations:
+                break
+        solution, violations, ids = round_best
+        history.append(solution)
+        if best is None or len(violations) < len(best[1]):
+            best = round_best  # the answer returned: fewest violations over all rounds
+        if first:
+            model_only_solution, model_only_valid = solution, not violations
+        if not violations:
+            break
+
+        # Re-mask what the validator blames, and what the planner says conflicts with it.
+        blamed: set[int] = set()
+        for v in violations:
+            blamed |= _positions(base, planner.related_slots(problem, base, v), v.positions)
+        signature = frozenset(blamed)
+        stuck = stuck + 1 if signature == last_signature else 0
+        last_signature = signature
+        filled = [p for p in range(len(base)) if not bool(base.anchor_mask[p])]
+        if first and hooks is not None:
+            blamed = set(filled)  # the model-only fill's errors cascade: start over with constraints
+        elif not blamed or stuck:
+            # Nothing specific to blame, or the same failure again: widen, re-masking a growing
+            # random share of the model's own fill besides the blamed positions.
+            share = min(1.0, 0.25 * (stuck + 1)) if blamed else 1.0
+            blamed |= set(rng.sample(filled, max(1, int(share * len(filled)))))
+        template = base.with_values(ids, remask=sorted(blamed))
+
+    solution, violations, _ = best
+    return SolveResult(
+        solution=solution, valid=not violations, violations=violations, rounds=len(history), nfe=nfe,
+        seconds=time.perf_counter() - start, model_only_valid=model_only_valid,
+        model_only_solution=model_only_solution, problem=problem, history=history,
+    )

@@ -1,0 +1,287 @@
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from dream_agent.errors import ProblemError
+from dream_agent.tokenization import char_tokenizer
+from dream_agent.validation import Violation
+from planners import get_planner
+from planners.countdown import CountdownPlanner, CountdownProblem
+
+DATA = Path("/work/shared/data/dream_planning")
+needs_data = pytest.mark.skipif(not (DATA / "cd3_test.jsonl").exists(), reason="Dream's countdown sets are not here")
+FIELD = re.compile(r"_*([1-9][0-9]*|0)")  # a well-formed number field: pads, then a number without leading zero
+
+
+@pytest.fixture(scope="module")
+def planner():
+    return CountdownPlanner()
+
+
+@pytest.fixture(scope="module")
+def tok(planner):
+    return char_tokenizer(planner.alphabet)
+
+
+@pytest.fixture(scope="module")
+def problem(planner):
+    return planner.parse("86,28,13,31,96")
+
+
+def text(tok, ids) -> str:
+    return "".join(t if len(t) == 1 else "#" for t in tok.convert_ids_to_tokens(torch.as_tensor(ids).tolist()))
+
+
+# ---- problems -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [
+    "86,28,13,31,96", " 86, 28, 13, 31, 96 ", "86 28 13 31 96", "86 28 13 31 -> 96", "86,28,13,31->96",
+    "numbers: 86 28 13 31 target: 96", "86 28 13 31 --target 96", '{"input": "86,28,13,31,96", "output": "x"}',
+])
+def test_parse_forms(planner, raw):
+    p = planner.parse(raw)
+    assert p.numbers == [86, 28, 13, 31] and p.target == 96
+    assert planner.problem_text(p) == "86,28,13,31 -> 96"
+
+
+@pytest.mark.parametrize("raw, words", [
+    ("86,abc,13,96", "'abc'"), ("86,2.5,13,96", "'2.5'"), ("86,-28,13,96", "-28"), ("86,28,13,-96", "-96"),
+    ("86,96", "at least 2 numbers"), ("", "at least 2 numbers"), ("1,2,3,4,5,6,7,10", "2 to 6 numbers"),
+    ("86,100000,96", "100000"), ("86,0,96", "number 0"), ("86,28,123456", "target 123456"),
+    ("86 28 -> 96 97", "one target"), ('{"output": "1+2=3"}', '"input"'), ("{nope", "JSON"),
+])
+def test_parse_errors_name_the_token(planner, raw, words):
+    with pytest.raises(ProblemError) as e:
+        planner.parse(raw)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_problem_model_raises_problem_error():
+    with pytest.raises(ProblemError, match="number -3"):
+        CountdownProblem(numbers=[1, -3], target=5)
+    with pytest.raises(ProblemError, match="numbers.0"):
+        CountdownProblem(numbers=["x", 3], target=5)
+    assert str(CountdownProblem(numbers=[3, 4], target=7)) == "3,4 -> 7"
+
+
+def test_registered_entry_point():
+    assert isinstance(get_planner("countdown"), CountdownPlanner)
+
+
+def test_load_dataset_errors_name_file_and_line(planner, tmp_path):
+    with pytest.raises(ProblemError, match="no such file"):
+        planner.load_dataset(str(tmp_path / "missing.jsonl"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "1,2,3", "output": "1+2=3"}\n\n{"input": "1,x,3"}\n')
+    with pytest.raises(ProblemError, match=r"bad.jsonl:3: 'x'"):
+        planner.load_dataset(str(bad))
+    bad.write_text('{"input": "1,2,3"}\nnot json\n')
+    with pytest.raises(ProblemError, match=r"bad.jsonl:2: not valid JSON"):
+        planner.load_dataset(str(bad))
+
+
+# ---- Dream's reference data ----------------------------------------------------------------------
+
+
+@needs_data
+@pytest.mark.parametrize("name, n", [("cd3", 3), ("cd4", 4), ("cd5", 5)])
+def test_every_reference_output_is_valid(planner, name, n):
+    examples = planner.load_dataset(str(DATA / f"{name}_test.jsonl"))
+    assert len(examples) == 1000 and all(len(e.problem.numbers) == n for e in examples)
+    failures = [(e.solution, planner.check(e.problem, e.solution)) for e in examples if planner.check(e.problem, e.solution)]
+    assert failures == []
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["cd3", "cd4", "cd5"])
+def test_reference_roundtrip_through_the_template(planner, tok, name):
+    examples = planner.load_dataset(str(DATA / f"{name}_test.jsonl"))
+    wide = [e for e in examples if max(map(int, re.findall(r"\d+", e.solution))) >= 10**planner.width]
+    assert len(wide) == (1 if name == "cd5" else 0)  # cd5 has one 5-digit intermediate (10560)
+    for e in wide:
+        with pytest.raises(ProblemError, match="does not fit"):
+            planner.encode(e.problem, tok, e.solution)
+    for e in [e for e in examples if e not in wide][::4]:  # a quarter of each set keeps the test fast
+        t = planner.encode(e.problem, tok, e.solution)
+        assert not t.masked.any()
+        assert planner.decode(e.problem, t, t.input_ids) == e.solution
+
+
+# ---- the template ------------------------------------------------------------------------------------
+
+
+def test_template_layout(planner, tok, problem):
+    t = planner.encode(problem, tok)
+    assert text(tok, t.input_ids) == "86,28,13,31>96|" + "#########=####," * 2 + "#########=__96"
+    assert list(t.slots) == ["s1.a", "s1.op", "s1.b", "s1.r", "s2.a", "s2.op", "s2.b", "s2.r", "s3.a", "s3.op", "s3.b"]
+    assert all(len(t.slots[s]) == (1 if s.endswith(".op") else 4) for s in t.slots)
+    assert set(t.allowed[t.slots["s1.op"][0]]) == set(tok.convert_tokens_to_ids(list("+-*/")))
+    assert set(t.allowed[t.slots["s2.r"][0]]) == set(tok.convert_tokens_to_ids(list("0123456789_")))
+    filled = planner.encode(problem, tok, "86+28=114,31-13=18,114-18=96")
+    assert text(tok, filled.input_ids) == "86,28,13,31>96|__86+__28=_114,__31-__13=__18,_114-__18=__96"
+
+
+def test_encode_rejects_solutions_that_do_not_fit(planner, tok, problem):
+    for bad in ["86+28=114,31-13=18", "86+28=114,31-13=18,114-18=95", "hello", "86+28=114,31-13=18,12345-18=96"]:
+        with pytest.raises(ProblemError):
+            planner.encode(problem, tok, bad)
+
+
+def test_malformed_fill_decodes_to_a_rejected_solution(planner, tok, problem):
+    t = planner.encode(problem, tok)
+    assert planner.check(problem, planner.decode(problem, t, t.input_ids))  # all masks: "?" everywhere
+    ids = planner.encode(problem, tok, "86+28=114,31-13=18,114-18=96").input_ids.clone()
+    ids[t.slots["s1.a"]] = torch.tensor(tok.convert_tokens_to_ids(list("_8_6")))
+    ids[t.slots["s2.r"]] = torch.tensor(tok.convert_tokens_to_ids(list("____")))
+    ids[t.slots["s3.op"]] = 10**6  # outside the vocabulary
+    decoded = planner.decode(problem, t, ids.unsqueeze(0))
+    assert decoded == "8_6+28=114,31-13=,114?18=96"
+    violations = planner.check(problem, decoded)
+    assert {v.slots[0][:2] for v in violations} >= {"s1", "s2", "s3"}
+
+
+# ---- the validator ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solution, message, slots", [
+    ("86+28=114,31-13=17,114-17=97", "step 2: 31-13 is 18, not 17", ("s2.a", "s2.op", "s2.b", "s2.r")),
+    ("50+28=78,31-13=18,78-18=60", "step 1 uses 50, which is not available", ("s1.a",)),
+    ("86+28=114,86-13=73,114-73=41", "step 2 uses 86, which is already used", ("s2.a",)),
+    ("86+28=114,28-13=15,114-15=99", "input 31 is never used", ("s3.a", "s3.op", "s3.b")),
+    ("86+28=114,31/13=2,114-2=112", "step 2: division 31/13 is not exact", ("s2.a", "s2.op", "s2.b")),
+    ("86+28=114,13-31=-18,114-18=96", "step 2: 13-31 is -18, a negative intermediate result", ("s2.a", "s2.op", "s2.b")),
+    ("86+28=114,31-13=18,114+18=132", "step 3 result 132 is not the target 96", ("s3.a", "s3.op", "s3.b")),
+    ("86+28=114,31-13=18", "the solution has 2 steps; 4 numbers need 3", ("s3.a", "s3.op", "s3.b")),
+    ("86+28=114,hello,114-18=96", "step 2: cannot read 'hello'", ("s2.a", "s2.op", "s2.b", "s2.r")),
+    ("86+28=114,31-13=18,114*0=0,0+96=96", "the solution has 4 steps", ("s3.a", "s3.op", "s3.b")),
+])
+def test_violations_are_localized(planner, problem, solution, message, slots):
+    found = {v.message: v.slots for v in planner.check(problem, solution)}
+    hit = [m for m in found if m.startswith(message)]
+    assert hit, found
+    assert found[hit[0]] == slots
+
+
+def test_valid_solutions_pass(planner, problem):
+    assert planner.check(problem, "86+28=114,31-13=18,114-18=96") == []
+    assert planner.check(problem, " 31 - 13 = 18 , 28+86=114,114-18=96") == []  # any order, spaces
+    assert planner.check(planner.parse("5,5,7,7,7"), "5-5=0,0*7=0,0+7=7") == []  # zero is a legal result
+
+
+@pytest.mark.parametrize("garbage", ["", "   ", "hello", ",,,", "86+28", "1/0=0,2+2=4,4+4=8", "é" * 500, "=" * 9, "-1--1=0"])
+def test_garbage_gives_violations_not_exceptions(planner, problem, garbage):
+    violations = planner.check(problem, garbage)
+    assert violations and all(isinstance(v, Violation) for v in violations)
+
+
+def test_related_slots_are_the_failing_step_and_later(planner, tok, problem):
+    t = planner.encode(problem, tok)
+    v = planner.check(problem, "86+28=114,31-13=17,114-17=97")[0]
+    assert planner.related_slots(problem, t, v) == ["s2.a", "s2.op", "s2.b", "s2.r", "s3.a", "s3.op", "s3.b"]
+    assert planner.related_slots(problem, t, Violation("no step", ())) == list(t.slots)
+
+
+# ---- the logits hook -------------------------------------------------------------------------------------
+
+
+def allowed_chars(tok, logits, pos) -> str:
+    low = torch.finfo(logits.dtype).min
+    return "".join(sorted(t for i, t in enumerate(tok.convert_ids_to_tokens(range(logits.shape[-1]))) if logits[pos, i] > low))
+
+
+def test_hook_keeps_fields_well_formed(planner, tok, problem):
+    t = planner.encode(problem, tok)
+    hook = planner.constraints(problem, t, tok).logits_hook
+    x = t.input_ids.unsqueeze(0).clone()  # (1, N)
+    logits = torch.zeros(1, len(t) + 3, len(tok) + 2)  # extra columns and vocab a padded model may have
+    out = hook(0, torch.cat([x, torch.zeros(1, 3, dtype=torch.long)], 1), logits)[0]
+    a, r = t.slots["s1.a"], t.slots["s1.r"]
+    assert [allowed_chars(tok, out, p) for p in a] == ["_", "_", "1238", "1368"]  # step 1 takes inputs only
+    assert allowed_chars(tok, out, r[0]) == "123456789_" and allowed_chars(tok, out, r[3]) == "0123456789"
+    assert (out[: len(t)][~t.masked] == 0).all() and (out[len(t) :] == 0).all()  # anchors and padding untouched
+
+    x[0, a[2]] = tok.convert_tokens_to_ids("8")  # s1.a shows 8_: only 86 agrees
+    x[0, r[1]] = tok.convert_tokens_to_ids("1")  # s1.r shows _1__: no pad right of it
+    out = hook(0, x, torch.zeros(1, len(t), len(tok)))[0]
+    assert allowed_chars(tok, out, a[3]) == "6"
+    assert [allowed_chars(tok, out, p) for p in r] == ["123456789_", "0123456789_", "0123456789", "0123456789"]
+    x[0, r[1]] = tok.convert_tokens_to_ids("_")  # a pad: everything left of it is pad, no leading zero right of it
+    out = hook(0, x, torch.zeros(1, len(t), len(tok)))[0]
+    assert allowed_chars(tok, out, r[0]) == "_" and allowed_chars(tok, out, r[2]) == "123456789_"
+    assert hook(0, x, torch.zeros(1, len(t), len(tok), dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_hook_one_position_at_a_time_gives_well_formed_fields(planner, tok):
+    """Reveal one random position a step, sampled from random logits under the hook: every field parses."""
+    gen = torch.Generator().manual_seed(0)
+    rng = random.Random(0)
+    for _ in range(5):
+        ex = planner.examples(1, rng)[0]
+        t = planner.encode(ex.problem, tok)
+        hook = planner.constraints(ex.problem, t, tok).logits_hook
+        x = t.input_ids.repeat(4, 1)  # (B, N)
+        while (x == tok.mask_token_id).any():
+            logits = hook(0, x, torch.randn(x.shape[0], x.shape[1], len(tok), generator=gen) * 3)
+            for b in range(x.shape[0]):
+                masked = (x[b] == tok.mask_token_id).nonzero().flatten()
+                if masked.numel():
+                    p = int(masked[torch.randint(masked.numel(), (1,), generator=gen)])
+                    x[b, p] = int(logits[b, p].argmax())
+        for b in range(x.shape[0]):
+            fields = {s: text(tok, x[b, ps]) for s, ps in t.slots.items() if not s.endswith(".op")}
+            assert all(FIELD.fullmatch(f) for f in fields.values()), fields
+            assert {int(fields["s1.a"].lstrip("_")), int(fields["s1.b"].lstrip("_"))} <= set(ex.problem.numbers)
+
+
+class RandomLM:
+    """Random logits behind the sampler's `DiffusionLM` contract."""
+
+    def __init__(self, tok):
+        self.tokenizer, self.mask_token_id, self.pad_token_id = tok, tok.mask_token_id, tok.pad_token_id
+        self.vocab_size, self.max_length, self.device = len(tok), None, torch.device("cpu")
+        self.gen = torch.Generator().manual_seed(0)
+
+    def logits(self, input_ids, attention_mask=None):
+        return torch.randn(*input_ids.shape, self.vocab_size, generator=self.gen)  # (B, N, V)
+
+
+def test_hook_runs_inside_denoise(planner, tok, problem):
+    from dream_agent import denoise
+
+    t = planner.encode(problem, tok)
+    hook = planner.constraints(problem, t, tok).logits_hook
+    result = denoise(RandomLM(tok), [t, t], steps=int(t.masked.sum()), logits_hook=hook)
+    for row in range(2):
+        decoded = planner.decode(problem, t, result.ids[row, : len(t)])
+        assert "?" not in decoded and isinstance(planner.check(problem, decoded), list)
+
+
+# ---- generated examples --------------------------------------------------------------------------------
+
+
+def test_examples_are_valid_and_in_range(tok):
+    planner = CountdownPlanner(sizes=(3, 4, 5))
+    examples = planner.examples(600, random.Random(1))
+    assert len(examples) == 600
+    assert {len(e.problem.numbers) for e in examples} == {3, 4, 5}
+    for e in examples:
+        assert all(1 <= v <= 99 for v in e.problem.numbers) and 10 <= e.problem.target <= 100
+        assert planner.check(e.problem, e.solution) == []
+        assert max(int(v) for v in re.findall(r"\d+", e.solution)) < 10**planner.width
+    for e in examples[:50]:  # and they fit the template
+        t = planner.encode(e.problem, tok, e.solution)
+        assert planner.decode(e.problem, t, t.input_ids) == e.solution
+    assert [e.solution for e in planner.examples(20, random.Random(3))] == [e.solution for e in planner.examples(20, random.Random(3))]
+    assert len({e.solution.split(",")[0] for e in examples}) > 400  # varied
+
+
+def test_sizes_option_and_render(planner, problem):
+    assert {len(e.problem.numbers) for e in CountdownPlanner(sizes=(4,)).examples(30, random.Random(0))} == {4}
+    with pytest.raises(ValueError):
+        CountdownPlanner(sizes=(1,))
+    assert planner.render(problem, "86+28=114,31-13=18,114-18=96") == "86 + 28 = 114\n31 - 13 = 18\n114 - 18 = 96"
+    assert planner.render(problem, "garbage") == "garbage"

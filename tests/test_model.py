@@ -1,0 +1,106 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, Qwen2Config, Qwen2ForCausalLM
+
+from dream_agent import DreamConfig, DreamModel, ModelLoadError, load_model
+from dream_agent.model.modeling_dream import positions_from_padding
+
+from .conftest import tiny_config
+
+
+def test_defaults_are_dream_7b():
+    cfg = DreamConfig()
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads) == (3584, 28, 28, 4)
+    assert (cfg.intermediate_size, cfg.vocab_size, cfg.mask_token_id, cfg.pad_token_id) == (18944, 152064, 151666, 151643)
+    assert cfg.rope_parameters["rope_theta"] == 1_000_000.0
+    assert cfg.is_causal is False and cfg.tie_word_embeddings is False
+
+
+def test_parameter_names_are_qwen2s():
+    names = {n for n, _ in DreamModel(tiny_config()).named_parameters()}
+    for expected in ["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.bias", "model.layers.1.self_attn.o_proj.weight",
+                     "model.layers.0.mlp.gate_proj.weight", "model.layers.0.input_layernorm.weight",
+                     "model.layers.0.post_attention_layernorm.weight", "model.norm.weight", "lm_head.weight"]:
+        assert expected in names
+    assert "model.layers.0.self_attn.o_proj.bias" not in names
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_fidelity_with_qwen2_full_mask(attn):
+    """Same weights: DreamModel == Qwen2ForCausalLM given an all-True 4-D mask (i.e. bidirectional)."""
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    dream = DreamModel(cfg).eval()
+    qcfg = Qwen2Config(**{k: getattr(cfg, k) for k in ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                                       "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+                                                       "rope_parameters"]})
+    qwen = Qwen2ForCausalLM(qcfg).eval()
+    qwen.load_state_dict(dream.state_dict(), strict=True)
+    dream.config._attn_implementation = attn
+    qwen.config._attn_implementation = attn
+    ids = torch.randint(0, 60, (2, 12))
+    full = torch.ones(2, 1, 12, 12, dtype=torch.bool)
+    with torch.no_grad():
+        ours = dream(ids).logits
+        theirs = qwen(ids, attention_mask=full).logits
+        causal = qwen(ids).logits
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert (ours - causal).abs().max() > 1e-3  # and it really is not causal
+
+
+def test_padding_matches_unpadded():
+    torch.manual_seed(0)
+    model = DreamModel(tiny_config()).eval()
+    ids = torch.randint(3, 60, (2, 9))
+    am = torch.ones(2, 9, dtype=torch.long)
+    am[1, 6:] = 0
+    with torch.no_grad():
+        padded = model(ids, attention_mask=am).logits
+        alone = model(ids[1:, :6]).logits
+    torch.testing.assert_close(padded[1, :6], alone[0], rtol=1e-5, atol=1e-5)
+    assert not torch.isnan(padded).any()
+    assert positions_from_padding(am)[1].tolist() == [0, 1, 2, 3, 4, 5, 1, 1, 1]
+
+
+def test_dream_org_config_json_loads_without_remote_code(tmp_path):
+    """A config.json shaped like Dream-org's (auto_map, rope_theta, rope_scaling: null, torch_dtype)."""
+    raw = {"architectures": ["DreamModel"], "auto_map": {"AutoConfig": "configuration_dream.DreamConfig",
+           "AutoModel": "modeling_dream.DreamModel"}, "model_type": "Dream", "hidden_size": 32, "intermediate_size": 64,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 64,
+           "mask_token_id": 63, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "rope_theta": 1000000.0,
+           "rope_scaling": None, "torch_dtype": "float32", "max_position_embeddings": 2048, "tie_word_embeddings": False,
+           "use_sliding_window": False, "sliding_window": None, "transformers_version": "4.46.2"}
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    cfg = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(cfg, DreamConfig) and cfg.rope_parameters["rope_theta"] == 1e6 and cfg.shift_logits
+    torch.manual_seed(0)
+    model = AutoModel.from_config(cfg)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(raw))  # keep Dream-org's own config.json
+    lm = load_model(str(tmp_path), device="cpu")
+    assert isinstance(lm.model, DreamModel) and lm.tokenizer is None and lm.mask_token_id == 63
+    ids = torch.randint(3, 60, (1, 7))
+    raw_logits = lm.model(ids).logits
+    torch.testing.assert_close(lm.logits(ids)[:, 1:], raw_logits[:, :-1])  # the adapter shifts, Dream-style
+
+
+def test_load_model_reuses_and_errors(tiny_dir, tmp_path):
+    assert load_model(str(tiny_dir), device="cpu") is load_model(str(tiny_dir), device="cpu")
+    with pytest.raises(ModelLoadError, match="is not a directory"):
+        load_model(str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(str(tmp_path))
+    (tmp_path / "config.json").write_text((tiny_dir / "config.json").read_text())
+    with pytest.raises(ModelLoadError, match="no weights"):
+        load_model(str(tmp_path))
+
+
+def test_unreachable_hub_is_one_line(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network here: fail fast
+    with pytest.raises(ModelLoadError) as err:
+        load_model("Dream-org/Dream-v0-Instruct-7B")
+    assert "\n" not in str(err.value) and "Dream-org/Dream-v0-Instruct-7B" in str(err.value)
