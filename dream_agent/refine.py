@@ -144,9 +144,12 @@ def solve(
             break
 
         # Re-mask what the validator blames, and what the planner says conflicts with it.
+        # related_slots reads the fill's values (e.g. which peers hold a duplicated digit),
+        # so it gets the filled template, not the all-masked base.
+        filled_template = base.with_values(ids, remask=[])
         blamed: set[int] = set()
         for v in violations:
-            blamed |= _positions(base, planner.related_slots(problem, base, v), v.positions)
+            blamed |= _positions(base, planner.related_slots(problem, filled_template, v), v.positions)
         signature = frozenset(blamed)
         stuck = stuck + 1 if signature == last_signature else 0
         last_signature = signature

@@ -85,6 +85,14 @@ def peer_matrix(geo: Geometry) -> torch.Tensor:
     return m
 
 
+@lru_cache(maxsize=None)
+def unit_matrix(geo: Geometry) -> torch.Tensor:
+    m = torch.zeros(len(geo.units), geo.size**2)  # [U, C] 1.0 where a unit (row, column, box) holds a cell
+    for u, (_, cells) in enumerate(geo.units):
+        m[u, list(cells)] = 1.0
+    return m
+
+
 def cell_name(cell: int, size: int) -> str:
     return f"r{cell // size + 1}c{cell % size + 1}"
 
@@ -393,7 +401,14 @@ class SudokuPlanner(Planner):
     # -- constraint while denoising
 
     def constraints(self, problem: SudokuProblem, template: Template, tokenizer) -> Constraints:
-        """A logits hook that forbids, at each still-masked cell, the digits its peers already hold."""
+        """A logits hook that propagates the grid's constraints into the model's choices.
+
+        At each still-masked cell it forbids the digits a peer already holds (naked singles
+        follow: a cell with one digit left has probability 1), and where a unit has only one
+        cell left that can take some digit, that cell may take only that digit (hidden
+        singles). The model still picks every digit; this only prunes. A cell with no digit
+        left is a dead end the hook leaves alone, for the validator and refinement to see.
+        """
         n = problem.size
         cells_of = self.slot_cells(problem, template)
         if not cells_of:
@@ -405,11 +420,14 @@ class SudokuPlanner(Planner):
         clues = torch.zeros(n * n, n)  # [C, n] one-hot of the clues
         for i, d in problem.givens.items():
             clues[i, d - 1] = 1.0
+        units = unit_matrix(problem.geometry)  # [U, C]
         base = {
             "pos": torch.tensor(list(cells_of)),  # [S] template positions of the slots
             "cell": cell,
             "peers": peer_matrix(problem.geometry)[cell],  # [S, C]
+            "units": units[:, cell],  # [U, S] which slots each unit holds
             "clues": clues,
+            "unit_clues": units @ clues,  # [U, n] digits each unit holds as clues
             "lut": lut,
             "digit_ids": digit_ids,
         }
@@ -427,11 +445,22 @@ class SudokuPlanner(Planner):
             pos = t["pos"] + offset
             xs = x[:, pos]  # [B, S]
             vals = t["lut"][xs.clamp(0, len(t["lut"]) - 1)] * (xs < len(t["lut"]))  # [B, S] digit, 0 if none
+            placed = F.one_hot(vals, n + 1)[..., 1:].to(t["clues"].dtype)  # [B, S, n]
             seen = t["clues"].expand(x.shape[0], -1, -1).clone()  # [B, C, n]
-            seen[:, t["cell"]] = F.one_hot(vals, n + 1)[..., 1:].to(seen.dtype)
+            seen[:, t["cell"]] = placed
             banned = torch.matmul(t["peers"], seen) > 0  # [B, S, n] digit held by a peer
-            masked = (xs == mask_id) | (xs == UNKNOWN_MASK)
-            ban = banned & (masked & ~banned.all(-1))[..., None]  # a cell with no candidate is left alone
+            masked = (xs == mask_id) | (xs == UNKNOWN_MASK)  # [B, S]
+            cand = ~banned & masked[..., None]  # [B, S, n] digits a masked cell may still take
+
+            # Hidden singles: digit d missing from unit u, and only one masked cell of u can take it.
+            holds = t["unit_clues"] + torch.matmul(t["units"], placed)  # [B, U, n]
+            room = torch.matmul(t["units"], cand.to(placed.dtype))  # [B, U, n] cells of u that can take d
+            hidden = (room == 1) & (holds == 0)  # [B, U, n]
+            forced = (torch.matmul(t["units"].T, hidden.to(placed.dtype)) > 0) & cand  # [B, S, n]
+            has_forced = forced.any(-1, keepdim=True)
+            allowed = torch.where(has_forced, forced, cand)
+
+            ban = ~allowed & (masked & allowed.any(-1))[..., None]  # a cell with no candidate is left alone
             idx = (slice(None), pos[:, None], t["digit_ids"][None, :])
             logits[idx] = logits[idx].masked_fill(ban, torch.finfo(logits.dtype).min)  # in place: no copy of [B, N, V]
             return logits

@@ -250,6 +250,21 @@ def test_logits_hook_leaves_dead_cells_and_prefix(planner, tok):
     assert (out[0, 5 + pos["r3c3"]] < 0).nonzero().flatten().tolist() == [tok.convert_tokens_to_ids("3")]  # column 3
 
 
+def test_logits_hook_forces_hidden_singles(planner, tok):
+    # Column 2 holds a 1 (r3c2) and box 2 holds a 1 (r2c4): in row 1 only r1c1 can take 1,
+    # although r1c1 itself still has all four digits open (not a naked single).
+    problem = planner.parse("0000\n0001\n0100\n0000")
+    template = planner.encode(problem, tok)
+    hook = planner.constraints(problem, template, tok).logits_hook
+    pos = {name: ps[0] for name, ps in template.slots.items()}
+    digits = [tok.convert_tokens_to_ids(str(d)) for d in range(1, 5)]
+    out = hook(0, template.input_ids[None].clone(), torch.zeros(1, len(template), len(tok)))
+    open_digits = lambda name: [d + 1 for d, tid in enumerate(digits) if out[0, pos[name], tid] == 0]  # noqa: E731
+    assert open_digits("r1c1") == [1]
+    assert 1 not in open_digits("r1c2") and 1 not in open_digits("r1c3")  # peers of the 1s
+    assert len(open_digits("r4c4")) > 1  # nothing forced there yet
+
+
 # ---- generation and rendering --------------------------------------------------------------
 
 

@@ -36,31 +36,37 @@ def _register_commands() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning user errors into one line on stderr."""
-    from dream_agent.errors import DreamAgentError
-
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # transformers reads those variables when it is first imported, which importing this module
+    # already did (dream_agent imports it): apply them to its live settings too.
+    from transformers.utils import logging as hf_logging
+
+    from dream_agent.errors import DreamAgentError
+
+    if os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+        hf_logging.disable_progress_bar()
+    if os.environ["TRANSFORMERS_VERBOSITY"] == "error":
+        hf_logging.set_verbosity_error()
+
     _register_commands()
     try:
-        app(args=argv, standalone_mode=False, prog_name="dream-agent")
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, click returns a command's `typer.Exit(code)` instead of raising it.
+        code = app(args=argv, standalone_mode=False, prog_name="dream-agent")
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         typer.echo("dream-agent: interrupted", err=True)
         return 130
-    except click.UsageError as exc:
-        typer.echo(f"dream-agent: {exc.format_message()}", err=True)
-        return 2
-    except click.ClickException as exc:
-        typer.echo(f"dream-agent: {exc.format_message()}", err=True)
-        return exc.exit_code or 2
+    except (click.ClickException, typer.TyperException) as exc:
+        # typer >= 0.2x vendors click: its usage errors derive from TyperException, not from click's classes.
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.echo(f"dream-agent: {message}", err=True)
+        return getattr(exc, "exit_code", None) or 2
     except (DreamAgentError, ValueError, FileNotFoundError) as exc:
         typer.echo(f"dream-agent: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
         return 2
-    except KeyboardInterrupt:
-        typer.echo("dream-agent: interrupted", err=True)
-        return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

@@ -1,0 +1,114 @@
+"""`dream-agent eval PLANNER --data FILE`: solve a dataset, print solve rate and speed as a table.
+
+    dream-agent eval sudoku --data ../shared/data/sudoku/top95.txt
+    dream-agent eval countdown --data cd4_test.jsonl --limit 100 --json
+    dream-agent eval sudoku --data sudoku_4x4_8.jsonl --plot curve.png --plot-steps 1,2,4,8
+
+The numbers come from `dream_agent.evaluation`, which benchmark scripts call directly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dream_agent.errors import DreamAgentError
+
+from .main import app
+from .solve import (ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, StepsOpt,
+                    load_engine)
+
+
+def metrics_table(rows, *, title: str, caption: str = "") -> Table:
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAVY)
+    for name in ("steps", "problems", "solved", "model only", "mean NFE", "mean rounds", "median s", "p95 s"):
+        table.add_column(name, justify="right")
+    for m in rows:
+        table.add_row(
+            "auto" if m.steps is None else str(m.steps),
+            str(m.problems),
+            f"{100 * m.solve_rate:.1f}%",
+            f"{100 * m.model_only_rate:.1f}%",
+            f"{m.mean_nfe:.1f}",
+            f"{m.mean_rounds:.2f}",
+            f"{m.median_seconds:.3f}",
+            f"{m.p95_seconds:.3f}",
+        )
+    return table
+
+
+@app.command("eval")
+def eval_command(
+    planner_name: PlannerArg,
+    data: Annotated[str, typer.Option(help="evaluation file the planner reads (e.g. .jsonl, .txt)")],
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N problems")] = None,
+    model: ModelOpt = None,
+    steps: StepsOpt = None,
+    max_rounds: RoundsOpt = 10,
+    constraints: ConstraintsOpt = True,
+    samples: SamplesOpt = 1,
+    seed: Annotated[int, typer.Option(help="random seed (problem i uses seed + i)")] = 0,
+    device: DeviceOpt = "auto",
+    plot: Annotated[str | None, typer.Option(help="draw solve rate against steps into this image (PNG)")] = None,
+    plot_steps: Annotated[str | None, typer.Option(
+        help="step counts for --plot, e.g. 4,8,16 (default: 1/16 of the masks up to all of them)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON line on stdout")] = False,
+) -> None:
+    """Solve every problem in a dataset; report full-system solve rate beside the model alone."""
+    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list, plot_curve
+    from planners import get_planner
+
+    planner = get_planner(planner_name)
+    curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before any work
+    try:
+        examples = planner.load_dataset(data)
+    except NotImplementedError as e:
+        raise DreamAgentError(str(e)) from None
+    problems = [ex.problem for ex in examples][:limit]
+    if not problems:
+        raise DreamAgentError(f"{data} holds no problems")
+    engine = load_engine(planner, model, device)
+    if plot and curve_steps is None:
+        curve_steps = default_plot_steps(planner, problems, engine.tokenizer)
+    settings = dict(max_rounds=max_rounds, constraints=constraints, samples=samples, seed=seed)
+
+    configs = [steps] + [s for s in (curve_steps or []) if s != steps]  # the --steps row first, then the curve
+    results = {}
+    # Progress on stderr and gone when done: stdout holds only the table (or the JSON line).
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("solved {task.fields[solved]}"), console=Console(stderr=True), transient=True) as progress:
+        for s in configs:
+            label = f"{planner.name} · steps {'auto' if s is None else s}"
+            task = progress.add_task(label, total=len(problems), solved=0)
+            solved = 0
+
+            def advance(i, result, task=task):
+                nonlocal solved
+                solved += result.valid
+                progress.update(task, advance=1, solved=solved)
+
+            results[s] = evaluate(engine, planner, problems, steps=s, on_result=advance, **settings).metrics
+
+    headline = results[steps]
+    curve = [results[s] for s in curve_steps] if curve_steps else []
+    if plot:
+        plot_curve(curve, plot, title=planner.name)
+    if as_json:
+        out = {"planner": planner.name, "data": data, **headline.to_dict()}
+        if curve:
+            out["curve"] = [m.to_dict() for m in curve]
+        typer.echo(json.dumps(out))
+        return
+    rows = [headline] + [m for m in curve if m is not headline]
+    what = "constraint hooks and refinement" if constraints else "refinement without constraint hooks"
+    caption = (f"solved: full system ({what}, up to {max_rounds} rounds); model only: its first, unconstrained pass; "
+               "steps auto = one per masked position")
+    Console().print(metrics_table(rows, title=f"{planner.name} · {data}", caption=caption))
+    if plot:
+        typer.echo(f"plot written to {plot}")

@@ -1,0 +1,144 @@
+"""`dream-agent solve PLANNER PROBLEM...`: one problem in, the filled answer and its stats out.
+
+The planner's `parse` reads the problem text, so a planner registered by entry point is
+solvable here without changes:
+
+    dream-agent solve sudoku "1.34 34.2 2.4. 4.2."
+    dream-agent solve sudoku puzzle.txt --json
+    dream-agent solve countdown 86 28 13 31 --target 96 --show
+
+Exit codes: 0 solved, 1 not solved within the budget, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dream_agent.errors import DreamAgentError
+from dream_agent.model import loading
+
+from .main import app
+
+OPTION_LIKE = re.compile(r"^--?[A-Za-z]")  # "-5" is a (negative) value for the planner; "--stpes" a typo
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. a long multi-line grid is too long a file name: it is the problem itself
+        return False
+
+
+def problem_text(tokens: list[str], target: str | None = None) -> str:
+    """The problem as one text: a file's contents (or stdin for "-"), else the arguments joined.
+
+    `--target` is appended as "target: T", a form the countdown planner reads; a planner
+    without targets rejects it in its own words."""
+    if len(tokens) == 1 and tokens[0] == "-":
+        text = sys.stdin.read()
+    elif len(tokens) == 1 and _is_file(tokens[0]):
+        text = Path(tokens[0]).read_text(encoding="utf-8")
+    else:
+        # Unknown options reach here (negative numbers must): name a typo as an option error.
+        if typos := [t for t in tokens if OPTION_LIKE.match(t)]:
+            raise DreamAgentError(f"no such option: {typos[0]}")
+        text = " ".join(tokens)
+    if target is not None:
+        text = f"{text.strip()} target: {target}"
+    if not text.strip():
+        raise DreamAgentError("the problem is empty")
+    return text
+
+
+def load_engine(planner, model: str | None, device: str = "auto"):
+    """The engine for `--model`, or for the planner's bundled model when none is given."""
+    from dream_agent import DiffusionEngine
+
+    if model is None:
+        if planner.name not in loading.bundled_models():
+            raise DreamAgentError(
+                f"no bundled {planner.name} model is installed; pass --model DIR "
+                f"or train one with `dream-agent train {planner.name} --out DIR`"
+            )
+        model = planner.name
+    return DiffusionEngine(loading.load_model(model, device=device))
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
+
+
+def stats_line(result) -> str:
+    model_only = "valid" if result.model_only_valid else "not valid"
+    return (f"{plural(result.rounds, 'round')}, {plural(result.nfe, 'forward pass', 'forward passes')}, {result.seconds:.3f} s "
+            f"(model alone, first pass: {model_only})")
+
+
+# Options `solve` and `eval` share, declared once.
+PlannerArg = Annotated[str, typer.Argument(metavar="PLANNER", help="a registered planner (see `dream-agent planners`)")]
+ModelOpt = Annotated[str | None, typer.Option(help="model directory or hub id (default: the planner's bundled model)")]
+StepsOpt = Annotated[int | None, typer.Option(min=1, help="forward passes a round (default: one per masked position)")]
+RoundsOpt = Annotated[int, typer.Option(min=1, help="denoising rounds in all, the model-only one included")]
+ConstraintsOpt = Annotated[bool, typer.Option("--constraints/--no-constraints",
+                                              help="the planner's constraint hooks from round 2 on")]
+SamplesOpt = Annotated[int, typer.Option(min=1, help="fills sampled in parallel each refinement round")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
+
+
+@app.command("solve", context_settings={"ignore_unknown_options": True})
+def solve_command(
+    planner_name: PlannerArg,
+    problem: Annotated[list[str], typer.Argument(metavar="PROBLEM", help="the problem text, a file holding it, or - for stdin")],
+    target: Annotated[str | None, typer.Option(help="the target (countdown), appended to the problem as 'target: T'")] = None,
+    model: ModelOpt = None,
+    steps: StepsOpt = None,
+    max_rounds: RoundsOpt = 10,
+    constraints: ConstraintsOpt = True,
+    samples: SamplesOpt = 1,
+    seed: Annotated[int, typer.Option(help="random seed (sampling in refinement rounds)")] = 0,
+    device: DeviceOpt = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")] = False,
+    show: Annotated[bool, typer.Option("--show", help="animate the denoising in the terminal")] = False,
+) -> None:
+    """Solve one problem: the model fills the template, validators check, refinement repairs."""
+    from dream_agent.refine import solve
+    from planners import get_planner
+
+    planner = get_planner(planner_name)
+    parsed = planner.parse(problem_text(problem, target))  # bad input fails here, before the model loads
+    engine = load_engine(planner, model, device)
+
+    if show:
+        from .live import LiveView
+
+        with LiveView(planner, engine.tokenizer, mask_token_id=engine.model.mask_token_id) as view:
+            result = solve(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
+                           samples=samples, seed=seed, on_step=view)
+        result.seconds = max(result.seconds - view.paused, 0.0)  # report the solving, not the animation's pacing
+    else:
+        result = solve(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
+                       samples=samples, seed=seed)
+
+    if as_json:
+        if not result.valid:
+            typer.echo(f"dream-agent: not solved within {plural(max_rounds, 'round')}; "
+                       f"{plural(len(result.violations), 'violation')} left", err=True)
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        typer.echo(planner.render(parsed, result.solution))
+        if result.valid:
+            typer.echo(f"solved: {stats_line(result)}")
+        else:
+            typer.echo(f"not solved within {plural(max_rounds, 'round')}; "
+                       f"the best answer above breaks {plural(len(result.violations), 'rule')}:")
+            for v in result.violations:
+                typer.echo(f"  - {v.message}")
+            typer.echo(stats_line(result))
+    if not result.valid:
+        raise typer.Exit(1)

@@ -1,0 +1,58 @@
+"""`dream-agent train PLANNER --out DIR`: train a small model on the planner's generated data."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .main import app
+
+
+@app.command("train")
+def train(
+    planner: str = typer.Argument(..., help="A registered planner (see `dream-agent planners`)."),
+    out: Path = typer.Option(..., "--out", help="Directory for checkpoints and the finished model."),
+    steps: int = typer.Option(1000, min=1, help="Optimizer steps in all (a resumed run counts the earlier ones)."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1),
+    lr: float = typer.Option(1e-3, "--lr", min=0.0),
+    size: str = typer.Option("small", help="Model size: tiny or small."),
+    seed: int = typer.Option(0, help="Seeds the model and the data stream."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint in OUT."),
+    loss_weight: str = typer.Option("inverse_t", "--loss-weight", help="inverse_t, linear, cart or none."),
+    eval_every: int = typer.Option(0, "--eval-every", min=0, help="Held-out solve rate every N steps (0: only at the end)."),
+    heldout: int = typer.Option(64, min=0, help="Held-out generated problems for the solve rate."),
+    threads: int = typer.Option(0, min=0, help="CPU threads for torch (0: torch's default)."),
+) -> None:
+    """Train a small diffusion model for PLANNER on data its own generator makes."""
+    import torch
+
+    from dream_agent.training.losses import DiffusionLoss
+    from dream_agent.training.progress import RichProgressCallback
+    from dream_agent.training.recipe import format_duration, train_small_model
+    from planners import get_planner
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # checkpoint-writing bars would break the training bar
+    if threads:
+        torch.set_num_threads(threads)
+    plan = get_planner(planner)
+    loss = DiffusionLoss(weight=loss_weight)
+    command = "dream-agent " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
+    console = Console(stderr=True)
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.0f} ex/s"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        report = train_small_model(
+            plan, out, steps=steps, batch_size=batch_size, lr=lr, size=size, seed=seed, resume=resume, loss=loss,
+            eval_every=eval_every, heldout=heldout, callbacks=[RichProgressCallback(progress, batch_size)], command=command,
+        )
+    solve = "n/a" if report.solve_rate is None else f"{report.solve_rate:.1%}"
+    typer.echo(f"wrote {report.out} ({report.parameters:,} parameters, {report.steps} steps, "
+               f"{format_duration(report.wall_seconds)}; held-out model-only solve rate {solve})")
