@@ -4,11 +4,18 @@
     result.solution, result.valid, result.violations, result.rounds, result.nfe
 
 Round 1 is the model alone: an unconstrained pass (only the template's own allowed sets),
-whose validity is reported as `model_only_valid`. Later rounds add the planner's constraint
-hooks (which tighten the allowed tokens while the fill forms) and re-mask what the
-validator blames. When the same failure comes back, more of the model's own fill is
-re-masked and tokens are sampled rather than taken by argmax, so a round never repeats the
-last one exactly. The model always chooses the tokens; hooks and validators only prune.
+whose validity is reported as `model_only_valid`. After it, with the planner's constraint
+hooks (which tighten the allowed tokens while the fill forms), one of two repairs:
+
+  - search (the default): model-guided backtracking (`dream_agent.search`): the fill is
+    rebuilt under the constraints, and at a dead end re-masked back to the model's latest
+    choice, which then takes its next-ranked token. Each complete fill validated is a round.
+  - re-masking rounds (`search=False`, or no constraints): re-mask what the validator
+    blames and the slots the planner relates to it, and denoise again. When the same
+    failure comes back, more of the model's own fill is re-masked and tokens are sampled
+    rather than taken by argmax, so a round never repeats the last one exactly.
+
+The model always chooses the tokens; hooks and validators only prune.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from typing import Any
 import torch
 
 from .engine import DiffusionEngine
+from .sampler import CONFIDENCE
+from .search import backtrack
 from .template import Template
 from .validation import Violation
 
@@ -71,6 +80,34 @@ def _compose(*hooks):
     return composed
 
 
+@dataclass
+class _Searched:
+    nfe: int
+    solutions: list[str]  # every complete fill the validator saw, in order
+    best: tuple[str, list[Violation], torch.Tensor] | None
+
+
+def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_step) -> _Searched:
+    solutions: list[str] = []
+    judged: dict[str, list[Violation]] = {}
+
+    def accept(ids: torch.Tensor) -> list[Violation]:
+        solution = planner.decode(problem, base, ids)
+        solutions.append(solution)
+        judged[solution] = planner.check(problem, solution)
+        return judged[solution]
+
+    alg = engine.settings.alg if engine.settings.alg in CONFIDENCE else "entropy"
+    view = None if on_step is None else (lambda step, row: on_step(2, step, row, base))
+    result = backtrack(engine.model, base, accept=accept, logits_hook=hooks.logits_hook, dead_end=hooks.dead_end,
+                       max_nfe=max(1, budget), alg=alg, on_step=view)
+    best = None
+    if result.ids is not None:
+        solution = planner.decode(problem, base, result.ids)
+        best = (solution, judged[solution], result.ids)
+    return _Searched(result.nfe, solutions, best)
+
+
 def solve(
     engine: DiffusionEngine,
     planner,
@@ -79,6 +116,7 @@ def solve(
     steps: int | None = None,
     max_rounds: int = 10,
     constraints: bool = True,
+    search: bool = True,
     samples: int = 1,
     seed: int = 0,
     on_step: StepCallback | None = None,
@@ -88,7 +126,11 @@ def solve(
     steps: forward passes per round (default: one per masked position, the best quality);
     max_rounds: denoising rounds in all, the model-only one included;
     constraints: use the planner's constraint hooks from round 2 on;
-    samples: rows denoised in parallel each round (sampled, so they differ); the best is kept.
+    search: with constraints, rounds 2 on are one model-guided backtracking search
+        (`dream_agent.search`) with the forward passes of max_rounds - 1 full rounds; each
+        complete fill it validates counts as a round. Without it, each round re-masks what
+        the validator blames and denoises again;
+    samples: rows denoised in parallel each re-masking round (sampled, so they differ); the best is kept.
     """
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
@@ -141,6 +183,14 @@ def solve(
         if first:
             model_only_solution, model_only_valid = solution, not violations
         if not violations:
+            break
+        if first and search and hooks is not None and max_rounds > 1:
+            found = _search(engine, planner, problem, base, hooks, budget=(max_rounds - 1) * n_masked,
+                            on_step=on_step)
+            nfe += found.nfe
+            history.extend(found.solutions)
+            if found.best is not None and len(found.best[1]) < len(best[1]):
+                best = found.best
             break
 
         # Re-mask what the validator blames, and what the planner says conflicts with it.

@@ -46,6 +46,9 @@ class Constraints:
 
     logits_hook: Callable | None = None
     tokens_hook: Callable | None = None
+    # dead_end(x) (B, N) -> (B,) bool: this partial fill can no longer be completed validly
+    # (lets `dream_agent.search.backtrack` retreat before the fill is finished)
+    dead_end: Callable | None = None
 
 
 class Planner(ABC):

@@ -407,7 +407,8 @@ class SudokuPlanner(Planner):
         follow: a cell with one digit left has probability 1), and where a unit has only one
         cell left that can take some digit, that cell may take only that digit (hidden
         singles). The model still picks every digit; this only prunes. A cell with no digit
-        left is a dead end the hook leaves alone, for the validator and refinement to see.
+        left is a dead end the hook leaves alone, for the validator and refinement to see;
+        `dead_end(x)` reports such fills (and units that can no longer be completed) early.
         """
         n = problem.size
         cells_of = self.slot_cells(problem, template)
@@ -435,7 +436,8 @@ class SudokuPlanner(Planner):
         length = len(template)
         on_device: dict[torch.device, dict[str, torch.Tensor]] = {}
 
-        def hook(step, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        def propagate(x: torch.Tensor):
+            """(slot positions in x, allowed digits [B, S, n], masked [B, S], dead [B])."""
             t = on_device.get(x.device)
             if t is None:
                 t = on_device[x.device] = {k: v.to(x.device) for k, v in base.items()}
@@ -457,15 +459,24 @@ class SudokuPlanner(Planner):
             room = torch.matmul(t["units"], cand.to(placed.dtype))  # [B, U, n] cells of u that can take d
             hidden = (room == 1) & (holds == 0)  # [B, U, n]
             forced = (torch.matmul(t["units"].T, hidden.to(placed.dtype)) > 0) & cand  # [B, S, n]
-            has_forced = forced.any(-1, keepdim=True)
-            allowed = torch.where(has_forced, forced, cand)
+            allowed = torch.where(forced.any(-1, keepdim=True), forced, cand)
 
+            dead = (
+                (masked & ~cand.any(-1)).any(-1)  # a blank no digit fits
+                | ((room == 0) & (holds == 0)).any(-1).any(-1)  # a unit lacks a digit no blank can take
+                | (holds > 1).any(-1).any(-1)  # a unit holds a digit twice
+                | (forced.sum(-1) > 1).any(-1)  # a blank forced to two digits at once
+            )
+            return pos, allowed, masked, dead
+
+        def hook(step, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+            pos, allowed, masked, _ = propagate(x)
             ban = ~allowed & (masked & allowed.any(-1))[..., None]  # a cell with no candidate is left alone
-            idx = (slice(None), pos[:, None], t["digit_ids"][None, :])
+            idx = (slice(None), pos[:, None], base["digit_ids"].to(x.device)[None, :])
             logits[idx] = logits[idx].masked_fill(ban, torch.finfo(logits.dtype).min)  # in place: no copy of [B, N, V]
             return logits
 
-        return Constraints(logits_hook=hook)
+        return Constraints(logits_hook=hook, dead_end=lambda x: propagate(x)[3])
 
     # -- training data
 

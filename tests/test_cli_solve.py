@@ -99,12 +99,12 @@ def test_unsolved_says_so_and_exits_1(capsys, models):
     code, out, err = run(capsys, "solve", "countdown", "1", "1", "--target", "99", "--model", models["countdown"],
                          "--max-rounds", "2")
     assert code == 1
-    assert "not solved within 2 rounds" in out and "not 99" in out  # the best answer's violations
+    assert "not solved within 2 rounds" in out and "\n  - " in out  # the best answer's violations
 
     code, out, err = run(capsys, "solve", "sudoku", UNSOLVABLE_4, "--model", models["sudoku"], "--max-rounds", "2", "--json")
     assert code == 1 and "not solved" in err
     d = json.loads(out.strip().splitlines()[-1])
-    assert d["valid"] is False and d["violations"] and d["stats"]["rounds"] == 2
+    assert d["valid"] is False and d["violations"] and 1 <= d["stats"]["rounds"] <= 2
 
     code, out, _ = run(capsys, "solve", "sudoku", UNSOLVABLE_4, "--model", models["sudoku"], "--max-rounds", "1",
                        "--no-constraints")

@@ -95,7 +95,7 @@ def test_constraint_hooks_forbid_digits_a_peer_already_holds(sudoku):
     base = planner.encode(problem, engine.tokenizer)
     cells, digit = digit_of(planner, engine, problem, base)
     rec = Recorder()
-    result = solve(engine, planner, problem, max_rounds=2, on_step=rec)
+    result = solve(engine, planner, problem, max_rounds=2, search=False, on_step=rec)
     assert result.rounds == 2  # the random model cannot fill 64 cells alone
 
     def conflicts(round_):
@@ -147,13 +147,14 @@ def test_anchors_never_change(sudoku, countdown):
     for (planner, engine), text in ((sudoku, TOP95_FIRST), (countdown, "86 28 13 31 -> 96")):
         problem = planner.parse(text)
         base = planner.encode(problem, engine.tokenizer)
-        rec = Recorder()
-        solve(engine, planner, problem, max_rounds=3, on_step=rec)
         anchors = base.anchor_mask.nonzero().flatten().tolist()
         expected = base.input_ids.tolist()
-        assert {f[0] for f in rec.frames} == {1, 2, 3}
-        for _, _, ids, _ in rec.frames:
-            assert [ids[p] for p in anchors] == [expected[p] for p in anchors]
+        for search, rounds in ((False, {1, 2, 3}), (True, {1, 2})):
+            rec = Recorder()
+            solve(engine, planner, problem, max_rounds=3, search=search, on_step=rec)
+            assert {f[0] for f in rec.frames} == rounds
+            for _, _, ids, _ in rec.frames:
+                assert [ids[p] for p in anchors] == [expected[p] for p in anchors]
 
 
 @pytest.mark.parametrize("name, text, steps", [
@@ -166,7 +167,7 @@ def test_result_bookkeeping_is_consistent(sudoku, countdown, name, text, steps):
     planner, engine = sudoku if name == "sudoku" else countdown
     problem = planner.parse(text)
     rec = Recorder()
-    result = solve(engine, planner, problem, steps=steps, max_rounds=4, on_step=rec)
+    result = solve(engine, planner, problem, steps=steps, max_rounds=4, search=False, on_step=rec)
 
     assert result.rounds == len(result.history) == sum(f[1] is None for f in rec.frames)
     assert result.nfe == sum(f[1] is not None for f in rec.frames)  # one frame per forward pass
@@ -191,9 +192,33 @@ def test_result_bookkeeping_is_consistent(sudoku, countdown, name, text, steps):
 
 def test_unsolvable_puzzle_spends_the_budget_and_names_the_fault(sudoku):
     planner, engine = sudoku
-    result = solve(engine, planner, planner.parse(UNSOLVABLE_4), max_rounds=3)
+    result = solve(engine, planner, planner.parse(UNSOLVABLE_4), max_rounds=3, search=False)
     assert not result.valid and result.rounds == 3
     assert result.violations and all(v.message for v in result.violations)
+    searched = solve(engine, planner, planner.parse(UNSOLVABLE_4), max_rounds=3)
+    masks = 16 - 4
+    assert not searched.valid and searched.violations
+    assert searched.nfe <= masks + 2 * masks  # the model-only pass, then the search's budget
+
+
+def test_search_solves_a_hard_9x9_with_a_random_model_within_budget(sudoku):
+    # A random model ranks nothing well, so this is the toolkit's mechanism alone: propagation
+    # prunes, backtracking re-masks to the last choice. A trained model needs fewer passes.
+    planner, engine = sudoku
+    problem = planner.parse(TOP95_FIRST)
+    base = planner.encode(problem, engine.tokenizer)
+    cells, digit = digit_of(planner, engine, problem, base)
+    rec = Recorder()
+    result = solve(engine, planner, problem, max_rounds=40, on_step=rec)
+    assert result.valid and planner.check(problem, result.solution) == []
+    assert not result.model_only_valid
+    assert result.nfe <= 64 + 39 * 64
+    assert result.rounds == len(result.history) >= 2 and result.history[-1] == result.solution
+    # every frame of the search keeps the clues and only ever holds digits a peer does not hold
+    # at the time it is written (a cell is written only when propagation or the model picks it)
+    for _, _, ids, _ in (f for f in rec.frames if f[0] == 2):
+        grid = grid_of(problem, cells, digit, ids)
+        assert all(grid[i] == d for i, d in problem.givens.items())
 
 
 def test_countdown_answers_in_dreams_format(countdown):

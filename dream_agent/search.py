@@ -1,0 +1,137 @@
+"""Model-guided backtracking: at a dead end, re-mask back to the model's latest choice.
+
+    result = backtrack(model, template, accept=validate, logits_hook=hooks.logits_hook,
+                       dead_end=hooks.dead_end, max_nfe=600)
+
+A denoising pass commits to every token it reveals. Under a planner's constraints a fill
+can reach a dead end: a masked position no allowed token can take (or what the planner's
+`dead_end` test reports), or a complete fill the validator rejects. Here the fill is then
+re-masked back to the latest choice the model made, and the model's next-ranked token
+there is tried: a depth-first search in the model's own order. At each node:
+
+  - masked positions the constraints leave exactly one token are revealed together
+    (propagation: no choice, no forward pass, nothing to undo separately);
+  - otherwise the model runs once, its most confident masked position (Dream's `alg`
+    ranking) becomes a choice point, and that position's allowed tokens are tried in the
+    model's order of probability.
+
+The model ranks positions and tokens, the constraints prune, the validator accepts. A better
+model needs fewer forward passes; `nfe` and `backtracks` measure it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .sampler import CONFIDENCE, _collate, _constrain, _probs
+from .template import Template
+
+
+@dataclass
+class SearchResult:
+    ids: torch.Tensor | None  # (N,) the accepted fill, else the complete fill the validator liked best (None: none)
+    found: bool
+    nfe: int  # forward passes: one per choice point, retried tokens included
+    choices: int  # choice points opened
+    backtracks: int  # times the fill was re-masked back to a choice
+    violations: list  # of `ids`, as `accept` returned them
+
+
+@torch.no_grad()
+def backtrack(
+    model,
+    template: Template,
+    *,
+    accept: Callable[[torch.Tensor], list],
+    logits_hook: Callable | None = None,
+    dead_end: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    max_nfe: int = 1000,
+    alg: str = "entropy",
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+) -> SearchResult:
+    """Depth-first search over fills of `template`, in the order `model` ranks them.
+
+    accept(ids) returns the validator's violations of a complete fill (empty: valid);
+    dead_end(x) (B, N) -> (B,) bool says a partial fill can no longer be completed;
+    on_step(nfe, x_row) sees the fill after every node (a live view).
+    """
+    if alg not in CONFIDENCE:
+        raise ValueError(f"backtracking ranks positions by confidence; alg must be one of {', '.join(CONFIDENCE)}")
+    x, real, allow_row, table = _collate(model, [template])
+    mask_id = model.mask_token_id
+    # A choice point: the fill before the choice, the position, the tokens still to try there.
+    stack: list[tuple[torch.Tensor, int, list[int]]] = []
+    nfe = choices = backtracks = 0
+    best: tuple[torch.Tensor, list] | None = None
+    vocab = getattr(model, "vocab_size", None) or (table.shape[1] if table is not None else mask_id + 1)
+    blank = torch.zeros((1, x.shape[1], vocab), device=x.device)  # logits that favour nothing
+    low = torch.finfo(blank.dtype).min
+
+    def retreat() -> torch.Tensor | None:
+        """The fill at the latest choice point with an untried token, that token placed; None when exhausted."""
+        nonlocal backtracks
+        while stack:
+            before, pos, rest = stack.pop()
+            if rest:
+                backtracks += 1
+                stack.append((before, pos, rest[1:]))
+                nxt = before.clone()
+                nxt[0, pos] = rest[0]
+                return nxt
+        return None
+
+    while nfe < max_nfe:
+        masked = (x[0] == mask_id) & real[0]  # (N,)
+        if not bool(masked.any()):
+            ids = x[0].clone()
+            violations = accept(ids)
+            if not violations:
+                return SearchResult(ids, True, nfe, choices, backtracks, [])
+            if best is None or len(violations) < len(best[1]):
+                best = (ids, violations)
+            x = retreat()
+            if x is None:
+                break
+            continue
+        if dead_end is not None and bool(dead_end(x)[0]):
+            x = retreat()
+            if x is None:
+                break
+            continue
+
+        # Propagation needs no forward pass: the constraints alone say which tokens remain.
+        where = masked.nonzero().flatten()  # (M,)
+        hooked = blank.clone() if logits_hook is None else logits_hook(nfe, x, blank.clone())
+        allowed = _constrain(hooked[0, where], allow_row[0, where], table, mask_id) > low  # (M, V)
+        counts = allowed.sum(-1)  # (M,)
+        if bool((counts == 0).any()):  # a position nothing may fill
+            x = retreat()
+            if x is None:
+                break
+            continue
+
+        x = x.clone()
+        forced = counts == 1
+        if bool(forced.any()):
+            x[0, where[forced]] = allowed[forced].float().argmax(-1)
+        else:  # a choice: the model ranks positions and tokens
+            logits = model.logits(x)  # (1, N, V)
+            nfe += 1
+            if logits_hook is not None:
+                logits = logits_hook(nfe - 1, x, logits)
+            row_logits = _constrain(logits[0, where], allow_row[0, where], table, mask_id).masked_fill(~allowed, low)
+            probs = _probs(row_logits, 0.0, None, None)  # (M, V), zero where not allowed
+            chosen_p, _ = probs.max(-1)
+            at = int(CONFIDENCE[alg](probs, chosen_p).argmax())
+            order = [int(t) for t in torch.argsort(probs[at], descending=True)[: int(counts[at])]]
+            choices += 1
+            stack.append((x.clone(), int(where[at]), order[1:]))
+            x[0, where[at]] = order[0]
+        if on_step is not None:
+            on_step(nfe, x[0])
+
+    ids, violations = best if best is not None else (None, [])
+    return SearchResult(ids, False, nfe, choices, backtracks, violations)
