@@ -93,6 +93,7 @@ def evaluate(
     steps: int | None = None,
     max_rounds: int = 10,
     constraints: bool = True,
+    search: bool = True,
     samples: int = 1,
     seed: int = 0,
     on_result: ProgressCallback | None = None,
@@ -103,7 +104,7 @@ def evaluate(
     results = []
     for i, problem in enumerate(problems):
         result = solve(engine, planner, problem, steps=steps, max_rounds=max_rounds,
-                       constraints=constraints, samples=samples, seed=seed + i)
+                       constraints=constraints, search=search, samples=samples, seed=seed + i)
         results.append(result)
         if on_result is not None:
             on_result(i, result)

@@ -21,7 +21,7 @@ from rich.table import Table
 from dream_agent.errors import DreamAgentError
 
 from .main import app
-from .solve import (ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, StepsOpt,
+from .solve import (ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, SearchOpt, StepsOpt,
                     load_engine)
 
 
@@ -52,6 +52,7 @@ def eval_command(
     steps: StepsOpt = None,
     max_rounds: RoundsOpt = 10,
     constraints: ConstraintsOpt = True,
+    search: SearchOpt = True,
     samples: SamplesOpt = 1,
     seed: Annotated[int, typer.Option(help="random seed (problem i uses seed + i)")] = 0,
     device: DeviceOpt = "auto",
@@ -76,7 +77,7 @@ def eval_command(
     engine = load_engine(planner, model, device)
     if plot and curve_steps is None:
         curve_steps = default_plot_steps(planner, problems, engine.tokenizer)
-    settings = dict(max_rounds=max_rounds, constraints=constraints, samples=samples, seed=seed)
+    settings = dict(max_rounds=max_rounds, constraints=constraints, search=search, samples=samples, seed=seed)
 
     configs = [steps] + [s for s in (curve_steps or []) if s != steps]  # the --steps row first, then the curve
     results = {}
@@ -106,7 +107,8 @@ def eval_command(
         typer.echo(json.dumps(out))
         return
     rows = [headline] + [m for m in curve if m is not headline]
-    what = "constraint hooks and refinement" if constraints else "refinement without constraint hooks"
+    what = ("re-masking rounds without constraint hooks" if not constraints
+            else "constraint hooks and backtracking search" if search else "constraint hooks and re-masking rounds")
     caption = (f"solved: full system ({what}, up to {max_rounds} rounds); model only: its first, unconstrained pass; "
                "steps auto = one per masked position")
     Console().print(metrics_table(rows, title=f"{planner.name} · {data}", caption=caption))

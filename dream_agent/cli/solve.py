@@ -87,6 +87,8 @@ StepsOpt = Annotated[int | None, typer.Option(min=1, help="forward passes a roun
 RoundsOpt = Annotated[int, typer.Option(min=1, help="denoising rounds in all, the model-only one included")]
 ConstraintsOpt = Annotated[bool, typer.Option("--constraints/--no-constraints",
                                               help="the planner's constraint hooks from round 2 on")]
+SearchOpt = Annotated[bool, typer.Option("--search/--no-search",
+                                         help="after the model-only pass, model-guided backtracking (else re-masking rounds)")]
 SamplesOpt = Annotated[int, typer.Option(min=1, help="fills sampled in parallel each refinement round")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
 
@@ -100,6 +102,7 @@ def solve_command(
     steps: StepsOpt = None,
     max_rounds: RoundsOpt = 10,
     constraints: ConstraintsOpt = True,
+    search: SearchOpt = True,
     samples: SamplesOpt = 1,
     seed: Annotated[int, typer.Option(help="random seed (sampling in refinement rounds)")] = 0,
     device: DeviceOpt = "auto",
@@ -119,11 +122,11 @@ def solve_command(
 
         with LiveView(planner, engine.tokenizer, mask_token_id=engine.model.mask_token_id) as view:
             result = solve(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
-                           samples=samples, seed=seed, on_step=view)
+                           search=search, samples=samples, seed=seed, on_step=view)
         result.seconds = max(result.seconds - view.paused, 0.0)  # report the solving, not the animation's pacing
     else:
         result = solve(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
-                       samples=samples, seed=seed)
+                       search=search, samples=samples, seed=seed)
 
     if as_json:
         if not result.valid:

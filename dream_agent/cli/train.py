@@ -20,7 +20,7 @@ def train(
     steps: int = typer.Option(1000, min=1, help="Optimizer steps in all (a resumed run counts the earlier ones)."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),
     lr: float = typer.Option(1e-3, "--lr", min=0.0),
-    size: str = typer.Option("small", help="Model size: tiny or small."),
+    size: str = typer.Option("small", help="Model size: tiny, small or wide."),
     seed: int = typer.Option(0, help="Seeds the model and the data stream."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest complete checkpoint in OUT."),
     loss_weight: str = typer.Option("inverse_t", "--loss-weight", help="inverse_t, linear, cart or none."),

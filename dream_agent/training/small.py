@@ -6,7 +6,7 @@
 
 Same code path as Dream 7B (DreamModel on Qwen2's modules, bidirectional attention),
 with two dream-agent switches: `shift_logits=False` (trained here, hidden state i predicts
-token i) and learned absolute positions (see `benchmarks/small_arch.py` for why).
+token i) and learned absolute positions (`benchmarks/small_arch.py` measures why).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ class SmallSize:
 SIZES = {
     # tests and smoke runs: trains a few hundred steps a minute on 2 CPU cores, learns little
     "tiny": SmallSize(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, intermediate_size=64),
-    # ~0.8M parameters: about 2 batches of 128 Sudoku grids a second on 2 CPU cores;
-    # width/depth picked in benchmarks/small_arch.py (BENCHMARKS.md, "Small architecture")
+    # ~0.7M parameters: the bundled models (about 1 batch of 128 Sudoku grids a second on 2 CPU cores)
     "small": SmallSize(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4, intermediate_size=256),
+    # ~0.76M parameters, wide and shallow: learned fastest per CPU minute in benchmarks/small_arch.py
+    # (BENCHMARKS.md, "Small architecture"); measured after the bundled models had started training
+    "wide": SmallSize(hidden_size=192, num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=6, intermediate_size=384),
 }
 ROPE_THETA = 10_000.0  # contexts of a few hundred tokens: Dream's 1e6 would leave most rotary bands unused
 

@@ -1,0 +1,75 @@
+"""Model-guided backtracking on a tiny random model and id-only templates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dream_agent import Anchor, Slot, Template
+from dream_agent.search import backtrack
+
+A, B, C = 10, 11, 12  # the tokens the slots may take
+
+
+def template() -> Template:
+    return Template([Anchor([1, 2]), Slot("x", 3, allowed=[A, B, C]), Anchor([3])], mask_token_id=63)
+
+
+def slots(ids) -> list[int]:
+    return ids[2:5].tolist()
+
+
+def test_finds_the_one_accepted_fill_and_counts_its_work(tiny_lm):
+    seen = []
+
+    def accept(ids):
+        seen.append(slots(ids))
+        return [] if slots(ids) == [C, A, B] else ["wrong"]
+
+    result = backtrack(tiny_lm, template(), accept=accept, max_nfe=100)
+    assert result.found and slots(result.ids) == [C, A, B]
+    assert result.ids[[0, 1, 5]].tolist() == [1, 2, 3]  # anchors untouched
+    assert len(seen) == len({tuple(s) for s in seen})  # no complete fill is tried twice
+    assert result.backtracks == len(seen) - 1
+    assert result.nfe == result.choices  # one forward pass per choice point, none for forced positions
+
+
+def test_budget_and_exhaustion(tiny_lm):
+    never = lambda ids: ["never"]  # noqa: E731
+    budgeted = backtrack(tiny_lm, template(), accept=never, max_nfe=4)
+    assert not budgeted.found and budgeted.nfe == 4
+    exhausted = backtrack(tiny_lm, template(), accept=never, max_nfe=10_000)
+    # 3 positions x 3 tokens: 27 complete fills, each tried once, then nothing is left
+    assert not exhausted.found and exhausted.nfe < 10_000 and exhausted.ids is not None
+    assert exhausted.violations == ["never"]
+
+
+def test_constraints_prune_and_dead_ends_retreat(tiny_lm):
+    # a hook that forbids repeating a token already placed: only permutations of A, B, C remain
+    def all_different(step, x, logits):
+        placed = x[0, 2:5]
+        for tok in (A, B, C):
+            if bool((placed == tok).any()):
+                logits[0, 2:5, tok] = torch.where(placed == tok, logits[0, 2:5, tok], torch.finfo(logits.dtype).min)
+        return logits
+
+    fills = []
+
+    def accept(ids):
+        fills.append(slots(ids))
+        return ["keep going"]
+
+    result = backtrack(tiny_lm, template(), accept=accept, logits_hook=all_different, max_nfe=10_000)
+    assert sorted(map(tuple, fills)) == sorted({(a, b, c) for a in (A, B, C) for b in (A, B, C) for c in (A, B, C)
+                                                if len({a, b, c}) == 3})
+    # a dead-end test that rejects any fill starting with A: no such fill reaches the validator
+    fills.clear()
+    starts_with_a = lambda x: x[:, 2] == A  # noqa: E731
+    backtrack(tiny_lm, template(), accept=accept, logits_hook=all_different, dead_end=starts_with_a, max_nfe=10_000)
+    assert fills and all(f[0] != A for f in fills) and len(fills) == 4
+    assert not result.found
+
+
+def test_origin_has_no_confidence_to_rank_by(tiny_lm):
+    with pytest.raises(ValueError, match="alg"):
+        backtrack(tiny_lm, template(), accept=lambda ids: [], alg="origin")
