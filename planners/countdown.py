@@ -47,6 +47,7 @@ OPS = "+-*/"
 MUL_WEIGHT, DIV_WEIGHT = 3, 6
 Step = tuple[int, str, int, int]  # (a, op, b, result)
 STEP_RE = re.compile(r"\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*=\s*(-?\d+)\s*")
+FIELD_RE = re.compile(r"_*([1-9][0-9]*|0)")  # a well-formed number field: pads, then a number without leading zero
 
 
 # ---- the problem ----------------------------------------------------------------------------
@@ -141,6 +142,12 @@ def _apply(a: int, op: str, b: int) -> int | None:
     return a // b if b != 0 and a % b == 0 else None
 
 
+def _reaches(numbers: list[int], target: int) -> bool:
+    """Whether two different items of `numbers` make `target` with one operation."""
+    return any(_apply(x, op, y) == target for i, x in enumerate(numbers) for j, y in enumerate(numbers) if i != j
+               for op in OPS)
+
+
 def _parse_steps(solution: str) -> list[Step | str]:
     """Each step as (a, op, b, result), or its raw text where it does not read as a step."""
     out: list[Step | str] = []
@@ -172,12 +179,15 @@ def check_solution(problem: CountdownProblem, solution: str) -> list[Violation]:
     seen = set(problem.numbers)  # everything that was ever available, for "already used"
     produced: list[tuple[int, int]] = []  # (step, result) for "never used"
     unreadable = False
+    left: list[int] | None = None  # the numbers the last step may combine, when every step before it is right
     for k, step in enumerate(steps, 1):
         if isinstance(step, str):
             unreadable = True
             message = f"step {k}: cannot read {step!r} as a step such as 86+28=114"
             out.append(Violation(message, step_slots(k, n_steps)))
             continue
+        if k == n_steps == len(steps) and k > 1 and not out:
+            left = sorted((inputs + results).elements())
         a, op, b, r = step
         for v, part in ((a, "a"), (b, "b")):
             if results[v] > 0:  # a fresh result before an input of the same value: either reads the same
@@ -207,6 +217,12 @@ def check_solution(problem: CountdownProblem, solution: str) -> list[Violation]:
         out.append(Violation(count, last))
     if isinstance(steps[-1], tuple) and steps[-1][3] != problem.target:
         out.append(Violation(f"step {len(steps)} result {steps[-1][3]} is not the target {problem.target}", last))
+    if left is not None and out and not _reaches(left, problem.target):
+        # The last step is wrong because no last step could be right: the fault lies earlier.
+        # Blaming the step before it makes refinement re-choose from there.
+        numbers = ", ".join(map(str, left))
+        message = f"step {n_steps - 1} leaves {numbers}, from which no single step makes the target {problem.target}"
+        out.append(Violation(message, step_slots(n_steps - 1, n_steps)))
     if not unreadable:  # with an unreadable step, "never used" would only repeat it
         for v, count in sorted(inputs.items()):
             out += [Violation(f"input {v} is never used", last)] * count
@@ -385,7 +401,8 @@ class CountdownPlanner(Planner):
         return [s for s in template.slots if int(s[1 : s.index(".")]) >= first]
 
     def constraints(self, problem: CountdownProblem, template: Template, tokenizer) -> Constraints:
-        return Constraints(logits_hook=FieldHook(problem, template, tokenizer, self.width))
+        hook = FieldHook(problem, template, tokenizer, self.width)
+        return Constraints(logits_hook=hook, dead_end=hook.dead_end)
 
     # -- text for people --
 
@@ -401,18 +418,76 @@ class CountdownPlanner(Planner):
 
 # ---- the logits hook ----------------------------------------------------------------------------
 
+# Number fields are read as bit patterns: position p of a W-wide field owns bits [11p, 11p+11),
+# one bit per character of NUM_CHARS; a revealed character sets one bit, a mask all eleven. A
+# number's own pattern has one bit per position, so `number & pattern == number` says it agrees.
+NUM_CHARS = DIGITS + PAD
+CHAR_BITS = len(NUM_CHARS)
+ANY_CHAR = (1 << CHAR_BITS) - 1
+ANY_OP = (1 << len(OPS)) - 1
+ANY_VALUE = object()  # a solved operand that may be any number (0*y == 0)
+MAX_VALUES = 128  # an undetermined result keeps its possible values up to this many, else only its pattern
+ENUMERATE = 256  # with no known result, pairs with an undetermined result are listed up to this many (x, op, y)
+
+
+def _solve_b(x: int, op: str, r: int):
+    """The b with x op b == r: an int, ANY_VALUE, or None."""
+    if op == "+":
+        y = r - x
+    elif op == "-":
+        y = x - r
+    elif op == "*":
+        if x == 0:
+            return ANY_VALUE if r == 0 else None
+        y = r // x
+    else:
+        if r == 0:
+            return ANY_VALUE if x == 0 else None
+        y = x // r
+    return y if y >= 0 and _apply(x, op, y) == r else None
+
+
+def _solve_a(y: int, op: str, r: int):
+    """The a with a op y == r: an int, ANY_VALUE, or None."""
+    if op == "+":
+        x = r - y
+    elif op == "-":
+        x = r + y
+    elif op == "*":
+        if y == 0:
+            return ANY_VALUE if r == 0 else None
+        x = r // y
+    else:
+        if y == 0:
+            return None
+        x = r * y
+    return x if x >= 0 and _apply(x, op, y) == r else None
+
 
 class FieldHook:
-    """`hook(step, x, logits) -> logits` keeping number fields well formed while they fill.
+    """`hook(step, x, logits) -> logits`: constraint propagation over the number fields while they fill.
 
-    Per number field (W positions, left to right): pad only left of the digits (no pad
-    right of a revealed digit, only pad left of a revealed pad), no leading zero, and the
-    last position is a digit. Step 1 can only combine inputs, so its operand fields are
-    limited to the inputs still consistent with their revealed characters. The template
-    occupies positions [0, N) of every row of x (the sampler right-pads; every row is this
-    problem, e.g. several samples of it); later columns are left alone. Rules read x before
-    a step, so two positions of one field revealed in the same step can still disagree. Where the rules leave a position nothing (an inconsistent fill), it
-    falls back to the template's own allowed set.
+    Character level (vectorised): pad only left of the digits, no leading zero, the last
+    position a digit. Number level (per row, reading the steps in order): a multiset of
+    available items, the inputs plus earlier results, each used once. Per step:
+      - an operand may only become an available item that agrees with its revealed characters
+        (a and b two different items), and the operator only one giving a valid step
+        (a non-negative integer, exact division, fitting the width);
+      - where the result is known (the target in the last step, or a fully revealed result
+        field), only pairs with a op b == result survive;
+      - the result field may only become a op b for a surviving (a, op, b); once a, op and b
+        are determined that is one number: the result is forced;
+      - an operand determined (one item left) is consumed for later steps; an undetermined
+        result stays available later with its possible values (up to MAX_VALUES, else only
+        the characters it may have), which later steps combine or solve for like numbers.
+    Propagation only runs forward, one step at a time: it never asks whether a result can
+    still reach the target, so the model chooses the path. Rules read x before a step, so two
+    positions of one field revealed in the same step can still disagree; where the rules leave
+    a position nothing (an inconsistent fill), the number rules are dropped there and the field
+    is only kept well formed (else the template's own set), for the validator and refinement to
+    handle; `dead_end(x)` reports such fills. The template occupies positions [0, N) of every
+    row of x (the sampler right-pads; every row is this problem, e.g. several samples of it);
+    later columns are left alone. Per-step results are memoised: successive calls share prefixes.
     """
 
     def __init__(self, problem: CountdownProblem, template: Template, tokenizer, width: int):
@@ -422,21 +497,270 @@ class FieldHook:
                 raise TemplateError(f"the tokenizer has no single token for {ch!r}")
             return int(ids[0])
 
-        self.n, self.w = len(template), width
+        self.n, self.w, self.limit = len(template), width, 10**width
         self.mask_id = template.mask_token_id if template.mask_token_id is not None else tokenizer.mask_token_id
-        self.pad_id, self.zero_id = tid(PAD), tid("0")
-        self.digit_ids = torch.tensor([tid(c) for c in DIGITS])
+        self.char_ids = [tid(c) for c in NUM_CHARS]  # index c <-> bit c of a position's group
+        self.op_ids = [tid(o) for o in OPS]
+        self.char_bit = {t: 1 << c for c, t in enumerate(self.char_ids)}
+        self.op_bit = {t: 1 << i for i, t in enumerate(self.op_ids)}
+        self.any_field = sum(ANY_CHAR << (CHAR_BITS * p) for p in range(width))
+
         n_steps = len(problem.numbers) - 1
         names = [f"s{k}.{p}" for k in range(1, n_steps + 1) for p in "abr" if f"s{k}.{p}" in template.slots]
-        self.fields = torch.tensor([template.slots[s] for s in names])  # (F, W) positions; s1.a, s1.b first
+        index = {s: i for i, s in enumerate(names)}
+        self.fields = torch.tensor([template.slots[s] for s in names])  # (F, W) positions
+        self.field_pos = [template.slots[s] for s in names]
+        self.op_pos = [template.slots[f"s{k}.op"][0] for k in range(1, n_steps + 1)]  # (S,)
+        # per step: field indices of a, b, r (None in the last step: its result is the target) and the op position
+        self.steps = [(index[f"s{k}.a"], index[f"s{k}.b"], index.get(f"s{k}.r"), self.op_pos[k - 1])
+                      for k in range(1, n_steps + 1)]
         self.slot_pos = torch.tensor(sorted(p for ps in template.slots.values() for p in ps))
         self.allowed = [template.allowed[p] for p in range(self.n)]
-        cands = [str(v).rjust(width, PAD) for v in problem.numbers]
-        self.cands = torch.tensor([[tid(c) for c in s] for s in cands])  # (C, W) the inputs, padded
+        self.target = problem.target
+        self.inputs = tuple(sorted(Counter(problem.numbers).items()))  # the available multiset: (value, count)
+        self._number_bits: dict[int, int | None] = {}
+        self._steps_memo: dict = {}  # (state, fields of one step) -> what that step allows; fills share prefixes
+        self._rows_memo: dict = {}  # a row's slot tokens -> its allowed-character codes
         self._cache: dict = {}
 
+    # -- number level: plain Python over bit patterns --
+
+    def _bits(self, v: int) -> int | None:
+        """The pattern of number v in a field (one bit per position), None if it does not fit."""
+        out = self._number_bits.get(v, 0)
+        if out == 0:
+            out = None
+            if 0 <= v < self.limit:
+                s = str(v).rjust(self.w, PAD)
+                out = sum(1 << (NUM_CHARS.index(ch) + CHAR_BITS * p) for p, ch in enumerate(s))
+            self._number_bits[v] = out
+        return out
+
+    def _fits(self, v: int, pattern: int) -> bool:
+        b = self._bits(v)
+        return b is not None and b & pattern == b
+
+    def _meets(self, p: int, q: int) -> bool:
+        """Some number could agree with both patterns: every position has a common character."""
+        m = p & q
+        return all((m >> (CHAR_BITS * i)) & ANY_CHAR for i in range(self.w))
+
+    def _value(self, pattern: int) -> int | None:
+        """The number a fully revealed field reads, None if a position is masked or it is malformed."""
+        chars = []
+        for i in range(self.w):
+            g = (pattern >> (CHAR_BITS * i)) & ANY_CHAR
+            if g == 0 or g & (g - 1):  # masked (several bits) or not a number character
+                return None
+            chars.append(NUM_CHARS[g.bit_length() - 1])
+        text = "".join(chars)
+        return int(text.lstrip(PAD)) if FIELD_RE.fullmatch(text) else None
+
+    def _wild_fits(self, v: int, item) -> bool:
+        pattern, values = item
+        return v in values if values is not None else self._fits(v, pattern)
+
+    def _wild_bits(self, item, field: int) -> int:
+        """What an undetermined result contributes to a field that may take it."""
+        pattern, values = item
+        if values is None:
+            return pattern & field
+        out = 0
+        for v in values:
+            if self._fits(v, field):
+                out |= self._bits(v)
+        return out
+
+    def _wild_values(self, item, field: int) -> list[int] | None:
+        """The values an undetermined result may take in `field`: the field's own if fully revealed,
+        else its possible values; None when they are not known."""
+        v = self._value(field)
+        if v is not None:
+            return [v] if self._wild_fits(v, item) else []
+        pattern, values = item
+        return None if values is None else [v for v in values if self._fits(v, field)]
+
+    def _takes(self, item, v: int, field: int, wild: tuple) -> bool:
+        """Whether an operand item can be the value v in `field`."""
+        return v == item[1] if item[0] == "v" else self._fits(v, field) and self._wild_fits(v, wild[item[1]])
+
+    def _item_bits(self, item, field: int, wild: tuple) -> int:
+        return self._bits(item[1]) if item[0] == "v" else self._wild_bits(wild[item[1]], field)
+
+    def _wild_meets(self, item, field: int) -> bool:
+        pattern, values = item
+        if values is None:
+            return self._meets(pattern, field)
+        return any(self._fits(v, field) for v in values)
+
+    def _step(self, known: tuple, wild: tuple, pa: int, po: int, pb: int, pr: int | None):
+        """One step's allowed (a, op, b, r) patterns and the state after it.
+
+        known: ((value, count), ...) available numbers; wild: ((pattern, values|None), ...)
+        available results not determined yet. pr is None in the last step (result: the target)."""
+        key = (known, wild, pa, po, pb, pr)
+        hit = self._steps_memo.get(key)
+        if hit is not None:
+            return hit
+        counts = dict(known)
+        last = pr is None
+        goal = self.target if last else self._value(pr)  # a known result: only pairs reaching it
+        ops = [(1 << i, o) for i, o in enumerate(OPS) if po >> i & 1]
+        A = [v for v in counts if self._fits(v, pa)]
+        B = [v for v in counts if self._fits(v, pb)]
+        Aw = [j for j, item in enumerate(wild) if self._wild_meets(item, pa)]
+        Bw = [j for j, item in enumerate(wild) if self._wild_meets(item, pb)]
+        a_bits = b_bits = r_bits = op_bits = 0
+        a_items, b_items, r_values = set(), set(), set()
+        r_loose = False  # a result of an undetermined item: anything
+
+        # Each side's items: an available number, or an earlier undetermined result with the values
+        # it may take here (None: not known, only a pattern).
+        side_a = [(("v", v), (v,)) for v in A] + [(("w", j), self._wild_values(wild[j], pa)) for j in Aw]
+        side_b = [(("v", v), (v,)) for v in B] + [(("w", j), self._wild_values(wild[j], pb)) for j in Bw]
+        n_ops = len(ops)
+        for ia, xs in side_a:
+            for ib, ys in side_b:
+                if ia == ib and (ia[0] == "w" or counts[ia[1]] < 2):
+                    continue  # two different items
+                if xs is not None and ys is not None and (goal is None or len(xs) * len(ys) == 1) \
+                        and len(xs) * len(ys) * n_ops <= ENUMERATE:  # few values: every (x, op, y)
+                    for x in xs:
+                        for y in ys:
+                            for bit, o in ops:
+                                r = _apply(x, o, y)
+                                if r is None or not 0 <= r < self.limit:
+                                    continue
+                                if (r != goal) if goal is not None else (not last and not self._fits(r, pr)):
+                                    continue
+                                a_bits |= self._bits(x)
+                                b_bits |= self._bits(y)
+                                op_bits |= bit
+                                a_items.add(ia)
+                                b_items.add(ib)
+                                r_values.add(r)
+                elif goal is None or (xs is None and ys is None):  # too many values, or only a pattern
+                    a_bits |= self._wild_bits(wild[ia[1]], pa) if ia[0] == "w" else self._bits(ia[1])
+                    b_bits |= self._wild_bits(wild[ib[1]], pb) if ib[0] == "w" else self._bits(ib[1])
+                    op_bits |= po
+                    a_items.add(ia)
+                    b_items.add(ib)
+                    r_loose |= goal is None
+                elif ys is None or (xs is not None and len(xs) <= len(ys)):  # a's values, each solved for b
+                    for x in xs:
+                        for bit, o in ops:
+                            y = _solve_b(x, o, goal)
+                            if y is None or not (y is ANY_VALUE or self._takes(ib, y, pb, wild)):
+                                continue
+                            a_bits |= self._bits(x)
+                            b_bits |= self._item_bits(ib, pb, wild) if y is ANY_VALUE else self._bits(y)
+                            op_bits |= bit
+                            a_items.add(ia)
+                            b_items.add(ib)
+                else:  # b's values, each solved for a
+                    for y in ys:
+                        for bit, o in ops:
+                            x = _solve_a(y, o, goal)
+                            if x is None or not (x is ANY_VALUE or self._takes(ia, x, pa, wild)):
+                                continue
+                            a_bits |= self._item_bits(ia, pa, wild) if x is ANY_VALUE else self._bits(x)
+                            b_bits |= self._bits(y)
+                            op_bits |= bit
+                            a_items.add(ia)
+                            b_items.add(ib)
+
+        # Consume what is determined: one item left, or a fully revealed field.
+        consumed_wild = set()
+        for items, pattern in ((a_items, pa), (b_items, pb)):
+            item = next(iter(items)) if len(items) == 1 else None
+            v = self._value(pattern)
+            if v is not None:  # revealed: the validator reads it so, feasible or not
+                matches = [j for j, w in enumerate(wild) if j not in consumed_wild and self._wild_fits(v, w)]
+                item = ("v", v) if counts.get(v, 0) > 0 else (("w", matches[0]) if len(matches) == 1 else None)
+            if item is None:
+                continue  # unknown item: later steps keep every candidate (sound, looser)
+            if item[0] == "v" and counts.get(item[1], 0) > 0:
+                counts[item[1]] -= 1
+            elif item[0] == "w":
+                consumed_wild.add(item[1])
+
+        new_wild = [w for j, w in enumerate(wild) if j not in consumed_wild]
+        if not last:
+            revealed = self._value(pr)
+            if revealed is not None:
+                result = revealed
+            elif not r_loose and len(r_values) == 1:
+                result = next(iter(r_values))  # a, op and b determined: the result is forced
+            else:
+                result = None
+                if r_loose or not r_values:
+                    new_wild.append((pr, None))
+                else:
+                    pattern = 0
+                    for r in r_values:
+                        pattern |= self._bits(r)
+                    new_wild.append((pattern & pr, frozenset(r_values) if len(r_values) <= MAX_VALUES else None))
+            if result is not None:
+                counts[result] = counts.get(result, 0) + 1
+            if r_loose:
+                r_bits = self.any_field
+            else:
+                for r in r_values:
+                    r_bits |= self._bits(r)
+        new_known = tuple(sorted((v, c) for v, c in counts.items() if c > 0))
+        dead = not a_items  # no (a, op, b) of available items fits: no completion of this fill is valid
+        out = (a_bits, op_bits, b_bits, r_bits, new_known, tuple(new_wild), dead)
+        if len(self._steps_memo) > 50_000:
+            self._steps_memo.clear()
+        self._steps_memo[key] = out
+        return out
+
+    def _row(self, row: list[int]) -> tuple[list[int], list[int], bool]:
+        """Per position of every field, the allowed-character bits (0: nothing); per step the op bits;
+        whether some step has no consistent (a, op, b) left (a dead end)."""
+        key = tuple(row[p] for ps in self.field_pos for p in ps) + tuple(row[p] for p in self.op_pos)
+        hit = self._rows_memo.get(key)
+        if hit is not None:
+            return hit
+        mask, cb = self.mask_id, self.char_bit
+        pats = []
+        for ps in self.field_pos:
+            pat = 0
+            for i, p in enumerate(ps):
+                t = row[p]
+                pat |= (ANY_CHAR if t == mask else cb.get(t, 0)) << (CHAR_BITS * i)
+            pats.append(pat)
+        field_bits = [0] * len(self.field_pos)
+        op_bits = []
+        known, wild, dead = self.inputs, (), False
+        for ia, ib, ir, opp in self.steps:
+            t = row[opp]
+            po = ANY_OP if t == mask else self.op_bit.get(t, 0)
+            pr = None if ir is None else pats[ir]
+            a, o, b, r, known, wild, stuck = self._step(known, wild, pats[ia], po, pats[ib], pr)
+            dead |= stuck
+            field_bits[ia], field_bits[ib] = a, b
+            if ir is not None:
+                field_bits[ir] = r
+            op_bits.append(o)
+        codes = [(f >> (CHAR_BITS * i)) & ANY_CHAR for f in field_bits for i in range(self.w)]
+        out = (codes, op_bits, dead)
+        if len(self._rows_memo) > 20_000:
+            self._rows_memo.clear()
+        self._rows_memo[key] = out
+        return out
+
+    def dead_end(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N) -> (B,) bool: the number rules leave some step nothing, so no completion is valid.
+
+        For `dream_agent.search.backtrack`, which retreats there; the logits hook itself falls back
+        to the template's sets instead, so that a plain denoising pass still finishes its fill."""
+        return torch.tensor([self._row(r)[2] for r in x[:, : self.n].tolist()], dtype=torch.bool, device=x.device)
+
+    # -- character level: vectorised --
+
     def _tables(self, vocab: int, device):
-        """Static tables per (vocab, device): the base allowed mask and the candidates' one-hot."""
+        """Static tables per (vocab, device)."""
         key = (vocab, str(device))
         if key not in self._cache:
             base = torch.ones((self.n, vocab), dtype=torch.bool)  # (N, V)
@@ -444,24 +768,31 @@ class FieldHook:
                 if allowed is not None:
                     base[p] = False
                     base[p, [i for i in allowed if i < vocab]] = True
-            base[self.fields[:, -1], self.pad_id] = False  # a number has at least one digit
+            pad, zero = self.char_ids[NUM_CHARS.index(PAD)], self.char_ids[0]
+            base[self.fields[:, -1], pad] = False  # a number has at least one digit
             if self.w > 1:
-                base[self.fields[:, 0], self.zero_id] = False  # a leading zero in a full-width field
+                base[self.fields[:, 0], zero] = False  # a leading zero in a full-width field
             static_forbid = torch.zeros_like(base)  # (N, V) anchors are left alone
             static_forbid[self.slot_pos] = ~base[self.slot_pos]
-            onehot = torch.nn.functional.one_hot(self.cands, vocab).bool()  # (C, W, V)
-            tables = (static_forbid, base[self.fields], onehot, self.cands, self.fields, self.digit_ids)
+            char_ids, op_ids, op_pos = torch.tensor(self.char_ids), torch.tensor(self.op_ids), torch.tensor(self.op_pos)
+            base_chars = base[self.fields][..., char_ids]  # (F, W, C) the template's own sets, per character
+            base_ops = base[op_pos][:, op_ids]  # (S, 4)
+            shifts = torch.arange(CHAR_BITS)
+            tables = (static_forbid, base_chars, base_ops, self.fields, char_ids, op_pos, op_ids, shifts)
             self._cache[key] = tuple(t.to(device) for t in tables)
         return self._cache[key]
 
     def __call__(self, step, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         B, _, V = logits.shape
-        static_forbid, base_f, onehot, cands, fields, digit_ids = self._tables(V, logits.device)
+        static_forbid, base_chars, base_ops, fields, char_ids, op_pos, op_ids, shifts = self._tables(V, logits.device)
+        F_, W = fields.shape
+        pad_c = CHAR_BITS - 1  # NUM_CHARS ends with the pad
+
+        # Well-formedness, per character.
         fx = x[:, fields]  # (B, F, W)
-        revealed = fx != self.mask_id
-        is_pad = fx == self.pad_id
-        is_digit = torch.isin(fx, digit_ids)
-        is_zero = fx == self.zero_id
+        is_pad = fx == char_ids[pad_c]
+        is_digit = torch.isin(fx, char_ids[:pad_c])
+        is_zero = fx == char_ids[0]
         d = is_digit.int()
         digit_before = (d.cumsum(-1) - d) > 0  # (B, F, W) a digit somewhere to the left
         p = is_pad.int().flip(-1)
@@ -469,25 +800,31 @@ class FieldHook:
         pad_left = torch.zeros_like(is_pad)
         pad_left[..., 1:] = is_pad[..., :-1]  # the position just left is a pad
         zero_right = torch.zeros_like(is_zero)
-        zero_right[..., : self.w - 2] = is_zero[..., 1 : self.w - 1]  # a non-final 0 just right: no pad here
+        zero_right[..., : W - 2] = is_zero[..., 1 : W - 1]  # a non-final 0 just right: no pad here
+        no_zero = pad_left
+        no_zero[..., W - 1] = False  # "___0" is the number zero
 
-        allow = base_f.unsqueeze(0).expand(B, -1, -1, -1).clone()  # (B, F, W, V)
-        allow[..., self.pad_id] &= ~(digit_before | zero_right)
-        allow[..., digit_ids] &= ~pad_after.unsqueeze(-1)
-        no_zero = pad_left.clone()
-        no_zero[..., self.w - 1] = False  # "___0" is the number zero
-        allow[..., self.zero_id] &= ~no_zero
+        formed = base_chars.unsqueeze(0).expand(B, -1, -1, -1).clone()  # (B, F, W, C)
+        formed[..., pad_c] &= ~(digit_before | zero_right)
+        formed[..., :pad_c] &= ~pad_after.unsqueeze(-1)
+        formed[..., 0] &= ~no_zero
+        base = base_chars.unsqueeze(0)
+        formed = torch.where(formed.any(-1, keepdim=True), formed, base)  # malformed already: the template's sets
 
-        # Step 1's operands: inputs that agree with what each field already shows.
-        s1 = fx[:, :2]  # (B, 2, W)
-        agree = ((s1.unsqueeze(2) == cands) | ~revealed[:, :2].unsqueeze(2)).all(-1)  # (B, 2, C)
-        reach = (agree[..., None, None] & onehot).any(2)  # (B, 2, W, V) characters some agreeing input has
-        allow[:, :2] &= reach
+        # Numbers: available items, pairs, forced results (per row, memoised).
+        per_row = [self._row(r) for r in x[:, : self.n].tolist()]
+        codes = torch.tensor([r[0] for r in per_row], device=x.device).view(B, F_, W, 1)
+        allow = formed & ((codes >> shifts) & 1).bool()
+        op_codes = torch.tensor([r[1] for r in per_row], device=x.device).unsqueeze(-1)  # (B, S, 1)
+        allow_ops = base_ops.unsqueeze(0) & ((op_codes >> shifts[: len(OPS)]) & 1).bool()
 
-        empty = ~allow.any(-1, keepdim=True)  # an inconsistent fill: keep the template's own sets
-        allow = torch.where(empty, base_f.unsqueeze(0), allow)
+        # Nothing left (an inconsistent fill): drop the number rules there, keeping the field well
+        # formed, so the fill still reads as steps for the validator to blame.
+        allow = torch.where(allow.any(-1, keepdim=True), allow, formed)
+        allow_ops = torch.where(allow_ops.any(-1, keepdim=True), allow_ops, base_ops.unsqueeze(0))
 
         forbid = torch.zeros_like(logits, dtype=torch.bool)  # (B, L, V); columns past the template stay free
         forbid[:, : self.n] = static_forbid
-        forbid[:, fields] = ~allow
+        forbid[:, fields.reshape(-1, 1), char_ids] = ~allow.reshape(B, F_ * W, -1)
+        forbid[:, op_pos.unsqueeze(-1), op_ids] = ~allow_ops
         return logits.masked_fill(forbid, torch.finfo(logits.dtype).min)

@@ -1,3 +1,4 @@
+import inspect
 import random
 import re
 from pathlib import Path
@@ -158,6 +159,9 @@ def test_malformed_fill_decodes_to_a_rejected_solution(planner, tok, problem):
     ("86+28=114,31-13=18", "the solution has 2 steps; 4 numbers need 3", ("s3.a", "s3.op", "s3.b")),
     ("86+28=114,hello,114-18=96", "step 2: cannot read 'hello'", ("s2.a", "s2.op", "s2.b", "s2.r")),
     ("86+28=114,31-13=18,114*0=0,0+96=96", "the solution has 4 steps", ("s3.a", "s3.op", "s3.b")),
+    # no last step can work with what step 2 left: blame step 2, so refinement re-chooses from there
+    ("86+28=114,31+13=44,114-44=96", "step 2 leaves 44, 114, from which no single step makes the target 96",
+     ("s2.a", "s2.op", "s2.b", "s2.r")),
 ])
 def test_violations_are_localized(planner, problem, solution, message, slots):
     found = {v.message: v.slots for v in planner.check(problem, solution)}
@@ -183,6 +187,25 @@ def test_related_slots_are_the_failing_step_and_later(planner, tok, problem):
     v = planner.check(problem, "86+28=114,31-13=17,114-17=97")[0]
     assert planner.related_slots(problem, t, v) == ["s2.a", "s2.op", "s2.b", "s2.r", "s3.a", "s3.op", "s3.b"]
     assert planner.related_slots(problem, t, Violation("no step", ())) == list(t.slots)
+    left = [v for v in planner.check(problem, "86+28=114,31+13=44,114-44=96") if "leaves" in v.message]
+    assert planner.related_slots(problem, t, left[0])[0] == "s2.a"
+
+
+def test_a_fixable_last_step_blames_only_itself(planner, problem):
+    # 114 and 18 are left and 114-18 makes 96: only the last step is wrong
+    found = planner.check(problem, "86+28=114,31-13=18,114+18=96")
+    assert [v.slots for v in found] == [("s3.a", "s3.op", "s3.b")]
+    # a cd3 fill with no possible last step blames step 1 (the only earlier step)
+    p3 = planner.parse("86,28,13,99")
+    assert any(v.slots == ("s1.a", "s1.op", "s1.b", "s1.r") for v in planner.check(p3, "86+28=114,114-13=99"))
+
+
+def test_validator_never_evaluates_text(planner, problem):
+    import planners.countdown as module
+
+    assert "eval(" not in inspect.getsource(module) and "exec(" not in inspect.getsource(module)
+    for text_ in ["__import__('os').system('true')+1=1", "1+1=2;2+2=4", "(1+2)*3=9"]:
+        assert planner.check(problem, text_)  # unreadable steps, not executed
 
 
 # ---- the logits hook -------------------------------------------------------------------------------------
@@ -199,20 +222,129 @@ def test_hook_keeps_fields_well_formed(planner, tok, problem):
     x = t.input_ids.unsqueeze(0).clone()  # (1, N)
     logits = torch.zeros(1, len(t) + 3, len(tok) + 2)  # extra columns and vocab a padded model may have
     out = hook(0, torch.cat([x, torch.zeros(1, 3, dtype=torch.long)], 1), logits)[0]
-    a, r = t.slots["s1.a"], t.slots["s1.r"]
+    a, r1, r = t.slots["s1.a"], t.slots["s1.r"], t.slots["s2.r"]
     assert [allowed_chars(tok, out, p) for p in a] == ["_", "_", "1238", "1368"]  # step 1 takes inputs only
-    assert allowed_chars(tok, out, r[0]) == "123456789_" and allowed_chars(tok, out, r[3]) == "0123456789"
+    assert allowed_chars(tok, out, r1[0]) == "12_"  # 4-digit results of two inputs: 1118 (86*13), 2408, 2666
+    assert allowed_chars(tok, out, r[3]) == "0123456789"  # the last position of a number is a digit
     assert (out[: len(t)][~t.masked] == 0).all() and (out[len(t) :] == 0).all()  # anchors and padding untouched
 
     x[0, a[2]] = tok.convert_tokens_to_ids("8")  # s1.a shows 8_: only 86 agrees
-    x[0, r[1]] = tok.convert_tokens_to_ids("1")  # s1.r shows _1__: no pad right of it
+    x[0, r[1]] = tok.convert_tokens_to_ids("1")  # s2.r shows _1__: no pad right of it
     out = hook(0, x, torch.zeros(1, len(t), len(tok)))[0]
     assert allowed_chars(tok, out, a[3]) == "6"
-    assert [allowed_chars(tok, out, p) for p in r] == ["123456789_", "0123456789_", "0123456789", "0123456789"]
+    assert "_" in allowed_chars(tok, out, r[0])
+    assert "_" not in allowed_chars(tok, out, r[2]) + allowed_chars(tok, out, r[3])
     x[0, r[1]] = tok.convert_tokens_to_ids("_")  # a pad: everything left of it is pad, no leading zero right of it
     out = hook(0, x, torch.zeros(1, len(t), len(tok)))[0]
-    assert allowed_chars(tok, out, r[0]) == "_" and allowed_chars(tok, out, r[2]) == "123456789_"
+    assert allowed_chars(tok, out, r[0]) == "_" and "_" in allowed_chars(tok, out, r[2])
+    assert "0" not in allowed_chars(tok, out, r[2]) and "_" not in allowed_chars(tok, out, r[3])
     assert hook(0, x, torch.zeros(1, len(t), len(tok), dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+def fill(tok, t, x, **fields):
+    """Write `fields` (slot name with "_" for ".", e.g. s1_a="__86"; "?" stays masked) into row x (N,)."""
+    for name, value in fields.items():
+        for p, ch in zip(t.slots[name.replace("_", ".", 1)], value):
+            if ch != "?":
+                x[p] = tok.convert_tokens_to_ids(ch)
+    return x
+
+
+def allowed(planner, tok, problem, **fields):
+    """The hook on one row with `fields` revealed: {slot: allowed characters per position}, dead end."""
+    t = planner.encode(problem, tok)
+    cons = planner.constraints(problem, t, tok)
+    x = fill(tok, t, t.input_ids.clone(), **fields).unsqueeze(0)
+    out = cons.logits_hook(0, x, torch.zeros(1, len(t), len(tok)))[0]
+    return {s: [allowed_chars(tok, out, p) for p in ps] for s, ps in t.slots.items()}, bool(cons.dead_end(x)[0])
+
+
+def test_hook_operands_are_available_items(planner, tok, problem):
+    # step 1 consumed 86 and 28 and made 114: step 2 takes 13, 31 or 114
+    sets, dead = allowed(planner, tok, problem, s1_a="__86", s1_op="+", s1_b="__28", s1_r="_114")
+    assert sets["s2.a"] == ["_", "1_", "13", "134"] and not dead
+    # once step 2 takes 114 (one item), its other operand is 13 or 31
+    sets, _ = allowed(planner, tok, problem, s1_a="__86", s1_op="+", s1_b="__28", s1_r="_114", s2_a="_114")
+    assert sets["s2.b"] == ["_", "_", "13", "13"]
+    # two equal inputs are two items; one input is one item
+    sets, _ = allowed(planner, tok, planner.parse("5,5,7,7"), s1_a="___5")
+    assert sets["s1.b"] == ["_", "_", "_", "57"]
+    sets, _ = allowed(planner, tok, planner.parse("5,7,3,7"), s1_a="___5")
+    assert sets["s1.b"] == ["_", "_", "_", "37"]
+    # a partly revealed operand with one candidate left counts as that number: 86 is used up
+    # (step 1's possible results 114, 58, 2408, 99, 73, 1118, 117, 55, 2666 have no 8 there either)
+    sets, _ = allowed(planner, tok, problem, s1_a="??8?")
+    assert "8" not in sets["s2.a"][2] and "1" in sets["s2.a"][2]
+
+
+def test_hook_forces_the_result(planner, tok, problem):
+    sets, _ = allowed(planner, tok, problem, s1_a="__86", s1_op="+", s1_b="__28")
+    assert sets["s1.r"] == ["_", "1", "1", "4"]  # 86+28: only 114
+    # ?*31 = ?6??: of 86, 28 and 13 only 86*31 = 2666 fits, so a and the result are forced
+    sets, _ = allowed(planner, tok, problem, s1_op="*", s1_b="__31", s1_r="?6??")
+    assert sets["s1.a"] == ["_", "_", "8", "6"] and sets["s1.r"] == ["2", "6", "6", "6"]
+    # a revealed result limits the operands to pairs making it
+    sets, _ = allowed(planner, tok, problem, s1_r="__18")
+    assert sets["s1.a"] == ["_", "_", "3", "1"] and sets["s1.b"] == ["_", "_", "1", "3"] and sets["s1.op"] == ["-"]
+
+
+def test_hook_limits_operators(planner, tok, problem):
+    sets, _ = allowed(planner, tok, problem, s1_a="__13", s1_b="__31")
+    assert sets["s1.op"] == ["*+"]  # 13-31 < 0, 13/31 is not exact
+    sets, _ = allowed(planner, tok, problem, s1_a="__31", s1_b="__13")
+    assert sets["s1.op"] == ["*+-"]
+    # the last step must make the target: 114 and 18 are left, only 114-18 makes 96
+    sets, dead = allowed(planner, tok, problem, s1_a="__86", s1_op="+", s1_b="__28", s1_r="_114",
+                         s2_a="__31", s2_op="-", s2_b="__13", s2_r="__18")
+    assert sets["s3.a"] == ["_", "1", "1", "4"] and sets["s3.b"] == ["_", "_", "1", "8"] and sets["s3.op"] == ["-"]
+    assert not dead
+
+
+def test_hook_last_step_takes_pairs_that_make_the_target(planner, tok):
+    problem = planner.parse("86,28,13,99")
+    # a revealed: b must complete it (86+13=99); 28 cannot, nor can step 1's result
+    sets, _ = allowed(planner, tok, problem, s2_a="__86")
+    assert sets["s2.b"] == ["_", "_", "1", "3"] and sets["s2.op"] == ["+"]
+    # step 1 is 28-13=15 (forced): the last step has 86 and 15 left, and only 86+15 or 15+86 make 101
+    sets, dead = allowed(planner, tok, planner.parse("86,28,13,101"), s1_a="__28", s1_op="-", s1_b="__13")
+    assert sets["s1.r"] == ["_", "_", "1", "5"] and not dead
+    assert sets["s2.a"] == sets["s2.b"] == ["_", "_", "18", "56"] and sets["s2.op"] == ["+"]
+    # no lookahead: step 1 is not pruned by what step 2 will need (28 is not in any final pair)
+    sets, _ = allowed(planner, tok, problem)
+    assert sets["s1.a"] == ["_", "_", "128", "368"]
+
+
+def test_hook_falls_back_where_nothing_fits(planner, tok, problem):
+    # no input reads 9_: the number rules leave s1.a nothing; the field only stays well formed
+    sets, dead = allowed(planner, tok, problem, s1_a="__9")
+    assert sets["s1.a"][3] == "0123456789" and dead
+    # 86/28 is not exact: the result is left to the template's sets and the validator
+    sets, dead = allowed(planner, tok, problem, s1_a="__86", s1_op="/", s1_b="__28")
+    assert sets["s1.r"] == ["123456789_", "0123456789_", "0123456789_", "0123456789"] and dead
+    # 13 and 31 make no 18: the operator falls back to all four
+    sets, dead = allowed(planner, tok, problem, s1_a="__13", s1_b="__31", s1_r="__18")
+    assert sets["s1.op"] == ["*+-/"] and dead
+    # the last step says 114+?: no b makes 96, b is only kept well formed
+    sets, dead = allowed(planner, tok, problem, s3_a="_114", s3_op="+")
+    assert sets["s3.b"] == ["123456789_", "0123456789_", "0123456789_", "0123456789"] and dead
+
+
+def test_hook_never_prunes_a_solution(planner, tok):
+    """Reveal correct solutions in random orders: their tokens stay allowed, and no dead end is reported."""
+    rng = random.Random(5)
+    for e in planner.examples(12, rng):
+        truth = planner.encode(e.problem, tok, e.solution).input_ids
+        t = planner.encode(e.problem, tok)
+        cons = planner.constraints(e.problem, t, tok)
+        x = t.input_ids.clone().unsqueeze(0)
+        order = t.masked.nonzero().flatten().tolist()
+        rng.shuffle(order)
+        for p in order:
+            out = cons.logits_hook(0, x, torch.zeros(1, len(t), len(tok)))[0]
+            masked = x[0] == tok.mask_token_id
+            assert (out[masked, truth[masked]] == 0).all(), (e.solution, text(tok, x[0]))
+            assert not bool(cons.dead_end(x)[0])
+            x[0, p] = truth[p]
 
 
 def test_hook_one_position_at_a_time_gives_well_formed_fields(planner, tok):
