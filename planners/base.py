@@ -23,11 +23,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from dream_agent.errors import ProblemError
 from dream_agent.template import Template
 from dream_agent.validation import Violation
 
@@ -89,3 +91,14 @@ class Planner(ABC):
 
     def load_dataset(self, path: str) -> list[Example]:
         raise NotImplementedError(f"the {self.name} planner reads no evaluation files")
+
+
+def dream_row(text: str) -> dict:
+    """One row of Dream's planning jsonl sets (`{"input": ..., "output": ...}`), checked."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProblemError(f"not valid JSON ({e.msg})") from None
+    if not isinstance(row, dict) or not isinstance(row.get("input"), str):
+        raise ProblemError('expected a JSON object with an "input" string, as in Dream\'s jsonl sets')
+    return row

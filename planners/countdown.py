@@ -20,7 +20,6 @@ intermediate below 10**W. Dream's reference outputs need 5 digits in one row of 
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -34,7 +33,7 @@ from dream_agent.template import Anchor, Slot, Template
 from dream_agent.tokenization import char_tokenizer
 from dream_agent.validation import Violation
 
-from .base import Constraints, Example, Planner
+from .base import Constraints, Example, Planner, dream_row
 
 NUMBER_MIN, NUMBER_MAX = 1, 9999  # inputs are positive; 4 digits fit the default field width
 TARGET_MIN, TARGET_MAX = 0, 9999  # a target of 0 is odd but reachable (5-5=0)
@@ -105,13 +104,7 @@ def parse_problem(text: str) -> CountdownProblem:
     "86 28 13 31 -> 96" or "numbers: 86 28 13 31 target: 96", or from a Dream jsonl row."""
     text = text.strip()
     if text.startswith("{"):
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ProblemError(f"not valid JSON: {e.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("input"), str):
-            raise ProblemError('a JSON problem needs an "input" string such as "86,28,13,31,96"')
-        text = row["input"]
+        text = dream_row(text)["input"]
     text = re.sub(r"^\s*numbers\s*:", "", text, flags=re.I)
     parts = re.split(r"->|=>|-{0,2}target\s*:?", text, maxsplit=1, flags=re.I)
     if len(parts) == 2:
@@ -299,12 +292,7 @@ class CountdownPlanner(Planner):
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ProblemError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict) or not isinstance(row.get("input"), str):
-                    raise ProblemError(f'{path}:{i}: expected an object with an "input" string')
-                try:
+                    row = dream_row(line)
                     problem = parse_problem(row["input"])
                 except ProblemError as e:
                     raise ProblemError(f"{path}:{i}: {e}") from None

@@ -13,7 +13,6 @@ so nothing in encode/decode/check/constraints calls it.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from dream_agent.errors import ProblemError
 from dream_agent.template import UNKNOWN_MASK, Anchor, Slot, Template
 from dream_agent.validation import Violation
 
-from .base import Constraints, Example, Planner
+from .base import Constraints, Example, Planner, dream_row
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}  # (rows, cols) of a box; 6x6 boxes are 2 high, 3 wide
 SIZE_OF_COUNT = {16: 4, 36: 6, 81: 9}
@@ -211,16 +210,6 @@ def parse_grid(text: str) -> SudokuProblem:
     return problem
 
 
-def _json_row(text: str) -> dict:
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProblemError(f"not valid JSON ({e.msg}); give a grid or a row like {{\"input\": \"1000\\n0002\\n...\"}}") from None
-    if not isinstance(row, dict) or not isinstance(row.get("input"), str):
-        raise ProblemError('a JSON puzzle needs an "input" string holding the grid')
-    return row
-
-
 # ---- the planner ---------------------------------------------------------------------------
 
 
@@ -240,7 +229,7 @@ class SudokuPlanner(Planner):
 
     def parse(self, text: str) -> SudokuProblem:
         if text.lstrip().startswith("{"):
-            text = _json_row(text.strip())["input"]  # a row of Dream's jsonl sets
+            text = dream_row(text.strip())["input"]  # a row of Dream's jsonl sets
         return parse_grid(text)
 
     def problem_text(self, problem: SudokuProblem) -> str:
@@ -272,7 +261,7 @@ class SudokuPlanner(Planner):
                 continue
             try:
                 if p.suffix == ".jsonl":
-                    row = _json_row(line)
+                    row = dream_row(line)
                     problem = parse_grid(row["input"])
                     solution = None if row.get("output") is None else "".join(str(row["output"]).split())
                     if solution is not None and (bad := self.check(problem, solution)):
