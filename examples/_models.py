@@ -6,6 +6,8 @@ A tiny random model runs anywhere in a second but writes noise: the examples the
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
 from dream_agent import DiffusionEngine, DreamConfig, DreamDiffusionLM, DreamModel
@@ -45,3 +47,14 @@ def planner_engine(planner, model: str | None, tiny: bool) -> tuple[DiffusionEng
         if planner.name in bundled_models():
             return DiffusionEngine(load_model(planner.name)), f"the bundled {planner.name} model"
     return DiffusionEngine(tiny_random_lm(planner.alphabet)), f"no bundled {planner.name} model used: {TINY_NOTE}"
+
+
+def text_engine_from_args(argv: list[str] | None, description: str) -> DiffusionEngine:
+    """An example's command line (--model, --tiny) -> its text engine, saying which model it is."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", help="a model path or hub id")
+    parser.add_argument("--tiny", action="store_true", help="use a tiny random model even if --model is given")
+    args = parser.parse_args(argv)
+    engine, note = text_engine(args.model, args.tiny)
+    print(f"[model: {note}]")
+    return engine

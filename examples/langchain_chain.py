@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from _models import text_engine
+from _models import text_engine_from_args
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 
@@ -16,12 +14,7 @@ from dream_agent.integrations.langchain import ChatDream, DreamLLM
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a model path or hub id")
-    parser.add_argument("--tiny", action="store_true", help="use a tiny random model even if --model is given")
-    args = parser.parse_args(argv)
-    engine, note = text_engine(args.model, args.tiny)
-    print(f"[model: {note}]")
+    engine = text_engine_from_args(argv, __doc__.splitlines()[0])
 
     # 1. A completion chain, exactly as with any LangChain LLM.
     llm = DreamLLM(engine=engine, max_new_tokens=32, steps=32, stop=["\n"])

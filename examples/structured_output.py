@@ -9,10 +9,9 @@ value is a slot whose tokens its type allows, and whatever validation still reje
 
 from __future__ import annotations
 
-import argparse
 from typing import Literal
 
-from _models import text_engine
+from _models import text_engine_from_args
 from pydantic import BaseModel, Field
 
 from dream_agent.integrations.langchain import ChatDream
@@ -33,12 +32,7 @@ class Recipe(BaseModel):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a model path or hub id")
-    parser.add_argument("--tiny", action="store_true", help="use a tiny random model even if --model is given")
-    args = parser.parse_args(argv)
-    engine, note = text_engine(args.model, args.tiny)
-    print(f"[model: {note}]")
+    engine = text_engine_from_args(argv, __doc__.splitlines()[0])
 
     chat = ChatDream(engine=engine, temperature=0.7, seed=0)
     structured = chat.with_structured_output(Recipe, include_raw=True)

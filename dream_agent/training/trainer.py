@@ -153,10 +153,3 @@ class SolveRateCallback(TrainerCallback):
             rate = self.solve_rate(model)
             self.history.append((state.global_step, rate))
             state.log_history.append({"step": state.global_step, "solve_rate": rate})
-
-
-def unwrap(model) -> torch.nn.Module:
-    """The DreamModel inside a DDP/peft wrapper."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model
