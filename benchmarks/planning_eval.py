@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("data", nargs="+")
     ap.add_argument("--model", default=None, help="default: the planner's bundled model")
     ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--max-rounds", type=int, default=10)
+    ap.add_argument("--max-rounds", type=int, default=None, help="default: the planner's own")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--random", action="store_true", help="random weights of the same shape (an ablation)")
     args = ap.parse_args()

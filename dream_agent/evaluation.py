@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .engine import DiffusionEngine
-from .refine import SolveResult, solve
+from .refine import SolveResult, rounds_for, solve
 
 ProgressCallback = Callable[[int, SolveResult], None]  # (index of the problem, its result)
 
@@ -91,7 +91,7 @@ def evaluate(
     problems: Sequence[Any],
     *,
     steps: int | None = None,
-    max_rounds: int = 10,
+    max_rounds: int | None = None,
     constraints: bool = True,
     search: bool = True,
     samples: int = 1,
@@ -101,6 +101,7 @@ def evaluate(
     """Solve every problem (one at a time: the numbers are per-problem latencies) and summarise."""
     if not problems:
         raise ValueError("there are no problems to evaluate")
+    max_rounds = rounds_for(planner, max_rounds)  # recorded in the metrics as a number
     results = []
     for i, problem in enumerate(problems):
         result = solve(engine, planner, problem, steps=steps, max_rounds=max_rounds,

@@ -49,6 +49,7 @@ class SolveResult:
     model_only_solution: str = ""
     problem: Any = None
     history: list[str] = field(default_factory=list)  # the solution after each round
+    exhausted: bool = False  # the search tried every fill the constraints allow: no valid one fits the template
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,8 +57,16 @@ class SolveResult:
             "valid": self.valid,
             "violations": [v.to_dict() for v in self.violations],
             "stats": {"nfe": self.nfe, "rounds": self.rounds, "seconds": round(self.seconds, 4),
-                      "model_only_valid": self.model_only_valid},
+                      "model_only_valid": self.model_only_valid, "exhausted": self.exhausted},
         }
+
+
+DEFAULT_ROUNDS = 10
+
+
+def rounds_for(planner, max_rounds: int | None) -> int:
+    """The round budget: `max_rounds` if given, else the planner's own default."""
+    return max_rounds if max_rounds is not None else getattr(planner, "max_rounds", DEFAULT_ROUNDS)
 
 
 def _positions(template: Template, slots, extra=()) -> set[int]:
@@ -85,6 +94,7 @@ class _Searched:
     nfe: int
     solutions: list[str]  # every complete fill the validator saw, in order
     best: tuple[str, list[Violation], torch.Tensor] | None
+    exhausted: bool
 
 
 def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_step) -> _Searched:
@@ -105,7 +115,7 @@ def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_
     if result.ids is not None:
         solution = planner.decode(problem, base, result.ids)
         best = (solution, judged[solution], result.ids)
-    return _Searched(result.nfe, solutions, best)
+    return _Searched(result.nfe, solutions, best, result.exhausted)
 
 
 def solve(
@@ -114,7 +124,7 @@ def solve(
     problem: Any,
     *,
     steps: int | None = None,
-    max_rounds: int = 10,
+    max_rounds: int | None = None,
     constraints: bool = True,
     search: bool = True,
     samples: int = 1,
@@ -124,7 +134,7 @@ def solve(
     """Solve `problem` with `planner`'s template, the engine's model and the planner's validator.
 
     steps: forward passes per round (default: one per masked position, the best quality);
-    max_rounds: denoising rounds in all, the model-only one included;
+    max_rounds: denoising rounds in all, the model-only one included (default: the planner's `max_rounds`);
     constraints: use the planner's constraint hooks from round 2 on;
     search: with constraints, rounds 2 on are one model-guided backtracking search
         (`dream_agent.search`) with the forward passes of max_rounds - 1 full rounds; each
@@ -132,6 +142,7 @@ def solve(
         the validator blames and denoises again;
     samples: rows denoised in parallel each re-masking round (sampled, so they differ); the best is kept.
     """
+    max_rounds = rounds_for(planner, max_rounds)
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
     if samples < 1:
@@ -146,6 +157,7 @@ def solve(
     template, nfe, history = base, 0, []
     best: tuple[str, list[Violation], torch.Tensor] | None = None
     model_only_valid, model_only_solution = False, ""
+    exhausted = False
     last_signature: frozenset | None = None
     stuck = 0
     for round_ in range(1, max_rounds + 1):
@@ -191,6 +203,7 @@ def solve(
             history.extend(found.solutions)
             if found.best is not None and len(found.best[1]) < len(best[1]):
                 best = found.best
+            exhausted = found.exhausted
             break
 
         # Re-mask what the validator blames, and what the planner says conflicts with it.
@@ -217,5 +230,5 @@ def solve(
     return SolveResult(
         solution=solution, valid=not violations, violations=violations, rounds=len(history), nfe=nfe,
         seconds=time.perf_counter() - start, model_only_valid=model_only_valid,
-        model_only_solution=model_only_solution, problem=problem, history=history,
+        model_only_solution=model_only_solution, problem=problem, history=history, exhausted=exhausted,
     )

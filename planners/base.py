@@ -57,6 +57,7 @@ class Planner(ABC):
     name: str = ""
     alphabet: str = ""
     description: str = ""
+    max_rounds: int = 10  # default budget of `refine.solve`: denoising rounds, the model-only one included
 
     @abstractmethod
     def parse(self, text: str) -> Any: ...

@@ -267,6 +267,9 @@ class CountdownPlanner(Planner):
     name = "countdown"
     alphabet = DIGITS + OPS + "=,>|" + PAD
     description = "Countdown: combine numbers with + - * / to reach a target (Dream's cd3/cd4/cd5 format)"
+    # The search here chooses one character at a time, and undoing a wrong early choice (a
+    # number's length) costs many forward passes: on cd5, 10 rounds solve 65%, 40 rounds 94%.
+    max_rounds = 40
 
     def __init__(self, sizes: tuple[int, ...] = (3, 4, 5), width: int = 4):
         if not sizes or any(not MIN_NUMBERS <= s <= MAX_NUMBERS for s in sizes):

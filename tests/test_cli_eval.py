@@ -67,6 +67,17 @@ def test_json_metrics_and_limit(capsys, setup):
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["problems"] == 2
 
 
+def test_default_rounds_are_the_planners(capsys, setup):
+    """Without --max-rounds each planner gets its own budget (countdown's search goes deeper)."""
+    files, models = setup
+    for name in ("sudoku", "countdown"):
+        code, out, _ = run(capsys, "eval", name, "--data", files[name], "--model", models[name], "--limit", "1",
+                           "--json")
+        assert code == 0
+        assert json.loads(out.strip().splitlines()[-1])["max_rounds"] == get_planner(name).max_rounds
+    assert get_planner("countdown").max_rounds > get_planner("sudoku").max_rounds
+
+
 def test_plot_writes_a_png(capsys, setup, tmp_path):
     files, models = setup
     png = tmp_path / "curve.png"

@@ -46,7 +46,7 @@ def test_sudoku_json_is_the_last_line(capsys, models):
     assert code == 0, err
     d = json.loads(out.strip().splitlines()[-1])
     assert set(d) == {"solution", "valid", "violations", "stats"}
-    assert set(d["stats"]) == {"nfe", "rounds", "seconds", "model_only_valid"}
+    assert set(d["stats"]) == {"nfe", "rounds", "seconds", "model_only_valid", "exhausted"}
     assert d["valid"] is True and d["violations"] == [] and d["solution"] == "1234341221434321"
     assert isinstance(d["stats"]["nfe"], int) and d["stats"]["rounds"] >= 1
 
@@ -97,14 +97,17 @@ def test_countdown_json_in_dreams_format(capsys, models):
 
 def test_unsolved_says_so_and_exits_1(capsys, models):
     code, out, err = run(capsys, "solve", "countdown", "1", "1", "--target", "99", "--model", models["countdown"],
-                         "--max-rounds", "2")
+                         "--max-rounds", "2", "--no-search")
     assert code == 1
     assert "not solved within 2 rounds" in out and "\n  - " in out  # the best answer's violations
+    # the search tries everything the constraints allow, well within the budget: it says so
+    code, out, err = run(capsys, "solve", "countdown", "1", "1", "--target", "99", "--model", models["countdown"])
+    assert code == 1 and "no valid answer fits the template" in out and "\n  - " in out
 
     code, out, err = run(capsys, "solve", "sudoku", UNSOLVABLE_4, "--model", models["sudoku"], "--max-rounds", "2", "--json")
-    assert code == 1 and "not solved" in err
+    assert code == 1 and err.startswith("dream-agent: no valid answer fits the template")
     d = json.loads(out.strip().splitlines()[-1])
-    assert d["valid"] is False and d["violations"] and 1 <= d["stats"]["rounds"] <= 2
+    assert d["valid"] is False and d["violations"] and 1 <= d["stats"]["rounds"] <= 2 and d["stats"]["exhausted"]
 
     code, out, _ = run(capsys, "solve", "sudoku", UNSOLVABLE_4, "--model", models["sudoku"], "--max-rounds", "1",
                        "--no-constraints")

@@ -186,7 +186,7 @@ def test_result_bookkeeping_is_consistent(sudoku, countdown, name, text, steps):
         assert result.rounds == 4
     d = result.to_dict()
     assert set(d) == {"solution", "valid", "violations", "stats"}
-    assert set(d["stats"]) == {"nfe", "rounds", "seconds", "model_only_valid"}
+    assert set(d["stats"]) == {"nfe", "rounds", "seconds", "model_only_valid", "exhausted"}
     assert all(set(v) == {"message", "slots"} for v in d["violations"])
 
 
@@ -195,15 +195,17 @@ def test_unsolvable_puzzle_spends_the_budget_and_names_the_fault(sudoku):
     result = solve(engine, planner, planner.parse(UNSOLVABLE_4), max_rounds=3, search=False)
     assert not result.valid and result.rounds == 3
     assert result.violations and all(v.message for v in result.violations)
+    assert not result.exhausted  # re-masking rounds prove nothing
     searched = solve(engine, planner, planner.parse(UNSOLVABLE_4), max_rounds=3)
     masks = 16 - 4
     assert not searched.valid and searched.violations
     assert searched.nfe <= masks + 2 * masks  # the model-only pass, then the search's budget
+    assert searched.exhausted and searched.to_dict()["stats"]["exhausted"]  # propagation empties r1c3: nothing to try
 
 
 def test_search_solves_a_hard_9x9_with_a_random_model_within_budget(sudoku):
     # A random model ranks nothing well, so this is the toolkit's mechanism alone: propagation
-    # prunes, backtracking re-masks to the last choice. A trained model needs fewer passes.
+    # prunes, backtracking re-masks to the most probable untried choice. A trained model needs fewer passes.
     planner, engine = sudoku
     problem = planner.parse(TOP95_FIRST)
     base = planner.encode(problem, engine.tokenizer)
@@ -228,7 +230,7 @@ def test_countdown_answers_in_dreams_format(countdown):
     steps = result.solution.split(",")
     assert len(steps) == 3 and steps[-1].endswith("=96")  # the target is an anchor
     impossible = solve(engine, planner, planner.parse("1 1 -> 99"), max_rounds=2)
-    assert not impossible.valid and impossible.solution.endswith("=99")
+    assert not impossible.valid and impossible.solution.endswith("=99") and impossible.exhausted
 
 
 def test_model_only_budget_and_argument_errors(sudoku):

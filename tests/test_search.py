@@ -73,3 +73,31 @@ def test_constraints_prune_and_dead_ends_retreat(tiny_lm):
 def test_origin_has_no_confidence_to_rank_by(tiny_lm):
     with pytest.raises(ValueError, match="alg"):
         backtrack(tiny_lm, template(), accept=lambda ids: [], alg="origin")
+
+
+class ScriptedModel:
+    """Probabilities that depend on the fill: position 0 first (more confident); position 1 prefers
+    A strongly once position 0 holds A, and only slightly otherwise."""
+
+    mask_token_id, pad_token_id, vocab_size, device = 63, 0, 64, torch.device("cpu")
+
+    def logits(self, x):
+        probs = torch.full((1, x.shape[1], self.vocab_size), 1e-9)
+        probs[0, 0, [A, B]] = torch.tensor([0.7, 0.3])
+        probs[0, 1, [A, B]] = torch.tensor([0.9, 0.1]) if int(x[0, 0]) == A else torch.tensor([0.6, 0.4])
+        return probs.log()
+
+
+def test_resumes_from_the_most_probable_alternative_not_the_latest():
+    t = Template([Slot("x", 2, allowed=[A, B])], mask_token_id=63)
+    fills = []
+
+    def accept(ids):
+        fills.append(ids.tolist())
+        return ["keep going"]
+
+    result = backtrack(ScriptedModel(), t, accept=accept, max_nfe=100)
+    # (A, A) first: 0.7 * 0.9. Then (B, .) at 0.3 beats the latest choice's alternative (A, B) at
+    # 0.07, which a depth-first search would take; B's subtree (0.18, 0.12) still comes before it.
+    assert fills == [[A, A], [B, A], [B, B], [A, B]]
+    assert not result.found and result.backtracks == 3

@@ -50,7 +50,7 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N problems")] = None,
     model: ModelOpt = None,
     steps: StepsOpt = None,
-    max_rounds: RoundsOpt = 10,
+    max_rounds: RoundsOpt = None,
     constraints: ConstraintsOpt = True,
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
@@ -63,9 +63,11 @@ def eval_command(
 ) -> None:
     """Solve every problem in a dataset; report full-system solve rate beside the model alone."""
     from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list, plot_curve
+    from dream_agent.refine import rounds_for
     from planners import get_planner
 
     planner = get_planner(planner_name)
+    max_rounds = rounds_for(planner, max_rounds)
     curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before any work
     try:
         examples = planner.load_dataset(data)

@@ -84,7 +84,9 @@ def stats_line(result) -> str:
 PlannerArg = Annotated[str, typer.Argument(metavar="PLANNER", help="a registered planner (see `dream-agent planners`)")]
 ModelOpt = Annotated[str | None, typer.Option(help="model directory or hub id (default: the planner's bundled model)")]
 StepsOpt = Annotated[int | None, typer.Option(min=1, help="forward passes a round (default: one per masked position)")]
-RoundsOpt = Annotated[int, typer.Option(min=1, help="denoising rounds in all, the model-only one included")]
+RoundsOpt = Annotated[int | None, typer.Option(
+    min=1, help="denoising rounds in all, the model-only one included (default: the planner's, e.g. 10 for "
+                "sudoku, 40 for countdown)")]
 ConstraintsOpt = Annotated[bool, typer.Option("--constraints/--no-constraints",
                                               help="the planner's constraint hooks from round 2 on")]
 SearchOpt = Annotated[bool, typer.Option("--search/--no-search",
@@ -100,7 +102,7 @@ def solve_command(
     target: Annotated[str | None, typer.Option(help="the target (countdown), appended to the problem as 'target: T'")] = None,
     model: ModelOpt = None,
     steps: StepsOpt = None,
-    max_rounds: RoundsOpt = 10,
+    max_rounds: RoundsOpt = None,
     constraints: ConstraintsOpt = True,
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
@@ -110,11 +112,12 @@ def solve_command(
     show: Annotated[bool, typer.Option("--show", help="animate the denoising in the terminal")] = False,
 ) -> None:
     """Solve one problem: the model fills the template, validators check, refinement repairs."""
-    from dream_agent.refine import solve
+    from dream_agent.refine import rounds_for, solve
     from planners import get_planner
 
     planner = get_planner(planner_name)
     parsed = planner.parse(problem_text(problem, target))  # bad input fails here, before the model loads
+    max_rounds = rounds_for(planner, max_rounds)
     engine = load_engine(planner, model, device)
 
     if show:
@@ -128,18 +131,18 @@ def solve_command(
         result = solve(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
                        search=search, samples=samples, seed=seed)
 
+    unsolved = (f"no valid answer fits the template: the search tried every fill the constraints allow"
+                if result.exhausted else f"not solved within {plural(max_rounds, 'round')}")
     if as_json:
         if not result.valid:
-            typer.echo(f"dream-agent: not solved within {plural(max_rounds, 'round')}; "
-                       f"{plural(len(result.violations), 'violation')} left", err=True)
+            typer.echo(f"dream-agent: {unsolved}; {plural(len(result.violations), 'violation')} left", err=True)
         typer.echo(json.dumps(result.to_dict()))
     else:
         typer.echo(planner.render(parsed, result.solution))
         if result.valid:
             typer.echo(f"solved: {stats_line(result)}")
         else:
-            typer.echo(f"not solved within {plural(max_rounds, 'round')}; "
-                       f"the best answer above breaks {plural(len(result.violations), 'rule')}:")
+            typer.echo(f"{unsolved}; the best answer above breaks {plural(len(result.violations), 'rule')}:")
             for v in result.violations:
                 typer.echo(f"  - {v.message}")
             typer.echo(stats_line(result))
