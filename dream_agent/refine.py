@@ -61,7 +61,7 @@ class SolveResult:
         }
 
 
-DEFAULT_ROUNDS = 10
+DEFAULT_ROUNDS = 10  # Planner.max_rounds's default, for planners that only follow the protocol
 
 
 def rounds_for(planner, max_rounds: int | None) -> int:
