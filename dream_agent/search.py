@@ -22,6 +22,10 @@ to the latest choice cannot undo an early mistake, such as a Countdown number's 
 by the first few choices, within a budget: on the first 100 cd5 problems it solved 68 where
 this order solves 94 with the same forward passes (BENCHMARKS.md).
 
+The logits hook is read as a mask: the tokens it leaves finite on neutral logits are the ones
+allowed, and the model's own logits are restricted to them (a hook that reweights logits
+rather than masking them is reduced to its mask here). One hook call per node, not two.
+
 The model ranks positions and tokens, the constraints prune, the validator accepts. A better
 model needs fewer forward passes; `nfe` and `backtracks` measure it.
 """
@@ -132,9 +136,8 @@ def backtrack(
         else:  # a choice: the model ranks positions and tokens
             logits = model.logits(x)  # (1, N, V)
             nfe += 1
-            if logits_hook is not None:
-                logits = logits_hook(nfe - 1, x, logits)
-            row_logits = _constrain(logits[0, where], allow_row[0, where], table, mask_id).masked_fill(~allowed, low)
+            # `allowed` already holds the template's sets and the hook's mask for this x: no second hook call
+            row_logits = logits[0, where].masked_fill(~allowed, low)
             probs = _probs(row_logits, 0.0, None, None)  # (M, V), zero where not allowed
             chosen_p, _ = probs.max(-1)
             at = int(CONFIDENCE[alg](probs, chosen_p).argmax())

@@ -20,6 +20,7 @@ intermediate below 10**W. Dream's reference outputs need 5 digits in one row of 
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections import Counter
@@ -30,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from dream_agent.errors import ProblemError, TemplateError
 from dream_agent.template import Anchor, Slot, Template
-from dream_agent.tokenization import char_tokenizer
 from dream_agent.validation import Violation
 
 from .base import Constraints, Example, Planner, dream_row
@@ -377,6 +377,8 @@ class CountdownPlanner(Planner):
 
     def _char_tokenizer(self):
         if self._tokenizer is None:
+            from dream_agent.tokenization import char_tokenizer  # transformers: only when a fill is decoded without one
+
             self._tokenizer = char_tokenizer(self.alphabet)
         return self._tokenizer
 
@@ -419,6 +421,13 @@ ANY_OP = (1 << len(OPS)) - 1
 ANY_VALUE = object()  # a solved operand that may be any number (0*y == 0)
 MAX_VALUES = 128  # an undetermined result keeps its possible values up to this many, else only its pattern
 ENUMERATE = 256  # with no known result, pairs with an undetermined result are listed up to this many (x, op, y)
+
+
+@functools.cache
+def _number_patterns(width: int) -> tuple[int, ...]:
+    """The field pattern of every number below 10**width (built once a process: the hook's hot path)."""
+    return tuple(sum(1 << (NUM_CHARS.index(ch) + CHAR_BITS * p) for p, ch in enumerate(str(v).rjust(width, PAD)))
+                 for v in range(10**width))
 
 
 def _solve_b(x: int, op: str, r: int):
@@ -509,7 +518,7 @@ class FieldHook:
         self.allowed = [template.allowed[p] for p in range(self.n)]
         self.target = problem.target
         self.inputs = tuple(sorted(Counter(problem.numbers).items()))  # the available multiset: (value, count)
-        self._number_bits: dict[int, int | None] = {}
+        self.patterns = _number_patterns(width)  # number -> its field pattern
         self._steps_memo: dict = {}  # (state, fields of one step) -> what that step allows; fills share prefixes
         self._rows_memo: dict = {}  # a row's slot tokens -> its allowed-character codes
         self._cache: dict = {}
@@ -518,18 +527,13 @@ class FieldHook:
 
     def _bits(self, v: int) -> int | None:
         """The pattern of number v in a field (one bit per position), None if it does not fit."""
-        out = self._number_bits.get(v, 0)
-        if out == 0:
-            out = None
-            if 0 <= v < self.limit:
-                s = str(v).rjust(self.w, PAD)
-                out = sum(1 << (NUM_CHARS.index(ch) + CHAR_BITS * p) for p, ch in enumerate(s))
-            self._number_bits[v] = out
-        return out
+        return self.patterns[v] if 0 <= v < self.limit else None
 
     def _fits(self, v: int, pattern: int) -> bool:
-        b = self._bits(v)
-        return b is not None and b & pattern == b
+        if not 0 <= v < self.limit:
+            return False
+        b = self.patterns[v]
+        return b & pattern == b
 
     def _meets(self, p: int, q: int) -> bool:
         """Some number could agree with both patterns: every position has a common character."""
@@ -597,6 +601,7 @@ class FieldHook:
         last = pr is None
         goal = self.target if last else self._value(pr)  # a known result: only pairs reaching it
         ops = [(1 << i, o) for i, o in enumerate(OPS) if po >> i & 1]
+        pats, limit = self.patterns, self.limit
         A = [v for v in counts if self._fits(v, pa)]
         B = [v for v in counts if self._fits(v, pb)]
         Aw = [j for j, item in enumerate(wild) if self._wild_meets(item, pa)]
@@ -620,12 +625,15 @@ class FieldHook:
                         for y in ys:
                             for bit, o in ops:
                                 r = _apply(x, o, y)
-                                if r is None or not 0 <= r < self.limit:
+                                if r is None or not 0 <= r < limit:
                                     continue
-                                if (r != goal) if goal is not None else (not last and not self._fits(r, pr)):
+                                if goal is not None:
+                                    if r != goal:
+                                        continue
+                                elif not last and pats[r] & pr != pats[r]:
                                     continue
-                                a_bits |= self._bits(x)
-                                b_bits |= self._bits(y)
+                                a_bits |= pats[x]
+                                b_bits |= pats[y]
                                 op_bits |= bit
                                 a_items.add(ia)
                                 b_items.add(ib)

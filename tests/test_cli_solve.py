@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -134,6 +136,20 @@ def test_bad_input_is_one_line_and_exit_2(capsys, models, args, words):
     assert out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("dream-agent: ")
     assert words in err
+
+
+@pytest.mark.parametrize("args", [
+    ["solve", "countdown", "86", "x", "--target", "96"],
+    ["solve", "sudoku", "1.34 34.2 2.4. 4.2a"],
+    ["eval", "countdown", "--data", "no-such-file.jsonl"],
+])
+def test_bad_input_fails_before_the_model_stack_loads(args):
+    """A fresh process: the error comes before transformers (seconds of imports) is loaded."""
+    code = ("import sys; from dream_agent.cli.main import main; rc = main(sys.argv[1:]); "
+            "print('loaded' if 'transformers' in sys.modules else 'light'); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("dream-agent: ")
+    assert done.stdout.strip() == "light"
 
 
 def test_missing_bundled_model_says_what_to_do(capsys, monkeypatch):

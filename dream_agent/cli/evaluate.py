@@ -62,13 +62,9 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON line on stdout")] = False,
 ) -> None:
     """Solve every problem in a dataset; report full-system solve rate beside the model alone."""
-    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list, plot_curve
-    from dream_agent.refine import rounds_for
     from planners import get_planner
 
     planner = get_planner(planner_name)
-    max_rounds = rounds_for(planner, max_rounds)
-    curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before any work
     try:
         examples = planner.load_dataset(data)
     except NotImplementedError as e:
@@ -76,6 +72,12 @@ def eval_command(
     problems = [ex.problem for ex in examples][:limit]
     if not problems:
         raise DreamAgentError(f"{data} holds no problems")
+    # Bad input has failed by now, before the model stack (torch, transformers) loads.
+    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list, plot_curve
+    from dream_agent.refine import rounds_for
+
+    max_rounds = rounds_for(planner, max_rounds)
+    curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before the model loads
     engine = load_engine(planner, model, device)
     if plot and curve_steps is None:
         curve_steps = default_plot_steps(planner, problems, engine.tokenizer)

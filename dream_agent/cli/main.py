@@ -38,16 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, turning user errors into one line on stderr."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    # transformers reads those variables when it is first imported, which importing this module
-    # already did (dream_agent imports it): apply them to its live settings too.
-    from transformers.utils import logging as hf_logging
+    # transformers reads those variables when it is first imported. The commands import it only
+    # once input has parsed (bad input fails fast); if it is already loaded (main called from
+    # Python), apply them to its live settings.
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        if os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+            hf_logging.disable_progress_bar()
+        if os.environ["TRANSFORMERS_VERBOSITY"] == "error":
+            hf_logging.set_verbosity_error()
 
     from dream_agent.errors import DreamAgentError
-
-    if os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
-        hf_logging.disable_progress_bar()
-    if os.environ["TRANSFORMERS_VERBOSITY"] == "error":
-        hf_logging.set_verbosity_error()
 
     _register_commands()
     try:

@@ -21,7 +21,6 @@ from typing import Annotated
 import typer
 
 from dream_agent.errors import DreamAgentError
-from dream_agent.model import loading
 
 from .main import app
 
@@ -59,6 +58,7 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
 def load_engine(planner, model: str | None, device: str = "auto"):
     """The engine for `--model`, or for the planner's bundled model when none is given."""
     from dream_agent import DiffusionEngine
+    from dream_agent.model import loading
 
     if model is None:
         if planner.name not in loading.bundled_models():
@@ -112,11 +112,12 @@ def solve_command(
     show: Annotated[bool, typer.Option("--show", help="animate the denoising in the terminal")] = False,
 ) -> None:
     """Solve one problem: the model fills the template, validators check, refinement repairs."""
-    from dream_agent.refine import rounds_for, solve
     from planners import get_planner
 
     planner = get_planner(planner_name)
-    parsed = planner.parse(problem_text(problem, target))  # bad input fails here, before the model loads
+    parsed = planner.parse(problem_text(problem, target))  # bad input fails here, before the model stack loads
+    from dream_agent.refine import rounds_for, solve
+
     max_rounds = rounds_for(planner, max_rounds)
     engine = load_engine(planner, model, device)
 
