@@ -425,8 +425,16 @@ class SudokuPlanner(Planner):
         length = len(template)
         on_device: dict[torch.device, dict[str, torch.Tensor]] = {}
 
+        last: list = []  # [x, result] of the latest call: the search asks dead_end and then the hook of one x
+
         def propagate(x: torch.Tensor):
             """(slot positions in x, allowed digits [B, S, n], masked [B, S], dead [B])."""
+            if last and last[0].shape == x.shape and last[0].device == x.device and torch.equal(last[0], x):
+                return last[1]
+            last[:] = [x.clone(), _propagate(x)]
+            return last[1]
+
+        def _propagate(x: torch.Tensor):
             t = on_device.get(x.device)
             if t is None:
                 t = on_device[x.device] = {k: v.to(x.device) for k, v in base.items()}
