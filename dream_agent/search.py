@@ -15,6 +15,9 @@ each node:
     ranking) becomes a choice point; its most probable allowed token is placed and the
     others are kept as alternatives, each scored by the log-probability of its whole path
     (the model's probabilities of every choice that leads to it, this token's included).
+    While that pass, restricted to what the constraints now allow, stays at least
+    `reuse_above` sure of some position, the next choices come from it without a new pass
+    (Fast-dLLM's confidence rule, one token at a time so that the constraints see each).
 
 The fill dives greedily; at a dead end it resumes from the best-scored alternative anywhere
 in the tree, not necessarily the latest (best-first backtracking). Depth-first retreat
@@ -47,7 +50,7 @@ from .template import Template
 class SearchResult:
     ids: torch.Tensor | None  # (N,) the accepted fill, else the complete fill the validator liked best (None: none)
     found: bool
-    nfe: int  # forward passes: one per choice point, retried tokens included
+    nfe: int  # forward passes: at most one per choice point (see `reuse_above`)
     choices: int  # choice points opened
     backtracks: int  # times the fill was re-masked back to a choice
     violations: list  # of `ids`, as `accept` returned them
@@ -64,12 +67,16 @@ def backtrack(
     dead_end: Callable[[torch.Tensor], torch.Tensor] | None = None,
     max_nfe: int = 1000,
     alg: str = "entropy",
+    reuse_above: float | None = 0.9,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SearchResult:
     """Best-first search over fills of `template`, in the order `model` ranks them.
 
     accept(ids) returns the validator's violations of a complete fill (empty: valid);
     dead_end(x) (B, N) -> (B,) bool says a partial fill can no longer be completed;
+    reuse_above: while the dive's latest forward pass, restricted to what the constraints now
+        allow, is at least this sure of some position, the next choice is made from it without
+        a new pass (None: a pass at every choice);
     on_step(nfe, x_row) sees the fill after every node (a live view).
     """
     if alg not in CONFIDENCE:
@@ -86,10 +93,12 @@ def backtrack(
     vocab = getattr(model, "vocab_size", None) or (table.shape[1] if table is not None else mask_id + 1)
     blank = torch.zeros((1, x.shape[1], vocab), device=x.device)  # logits that favour nothing
     low = torch.finfo(blank.dtype).min
+    dive_logits: torch.Tensor | None = None  # the latest forward pass of the fill being built
 
     def retreat() -> torch.Tensor | None:
         """The fill of the most probable untried alternative, its token placed; None when exhausted."""
-        nonlocal backtracks, path_logp
+        nonlocal backtracks, path_logp, dive_logits
+        dive_logits = None  # it saw another branch
         if not alternatives:
             return None
         neg_logp, _, before, pos, token = heapq.heappop(alternatives)
@@ -134,12 +143,17 @@ def backtrack(
         if bool(forced.any()):
             x[0, where[forced]] = allowed[forced].float().argmax(-1)
         else:  # a choice: the model ranks positions and tokens
-            logits = model.logits(x)  # (1, N, V)
-            nfe += 1
             # `allowed` already holds the template's sets and the hook's mask for this x: no second hook call
-            row_logits = logits[0, where].masked_fill(~allowed, low)
-            probs = _probs(row_logits, 0.0, None, None)  # (M, V), zero where not allowed
-            chosen_p, _ = probs.max(-1)
+            probs = None
+            if dive_logits is not None and reuse_above is not None:
+                probs = _probs(dive_logits[0, where].masked_fill(~allowed, low), 0.0, None, None)
+                if float(probs.max()) < reuse_above:
+                    probs = None  # unsure on the old pass: ask the model about this fill
+            if probs is None:
+                dive_logits = model.logits(x)  # (1, N, V)
+                nfe += 1
+                probs = _probs(dive_logits[0, where].masked_fill(~allowed, low), 0.0, None, None)
+            chosen_p, _ = probs.max(-1)  # (M,) zero where not allowed
             at = int(CONFIDENCE[alg](probs, chosen_p).argmax())
             order = [int(t) for t in torch.argsort(probs[at], descending=True)[: int(counts[at])]]
             # only the allowed tokens' log-probabilities: a vocabulary-wide list would cost Dream 7B 152k floats
