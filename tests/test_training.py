@@ -120,6 +120,11 @@ def test_recipe_writes_a_loadable_model_and_resumes(tmp_path, sudoku4):
     # same data, same RNG, same optimizer state: the resumed run ends where the straight one did
     a, b = _weights(tmp_path / "straight"), _weights(out)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # resuming a finished run (the checkpoint at --steps) trains nothing more: it writes that checkpoint's model
+    again = train_small_model(sudoku4, out, resume=True, **common)
+    assert again.resumed_from == 6 and again.steps == 6
+    c = _weights(out)
+    assert all(torch.equal(b[k], c[k]) for k in b)
 
     card = (out / "README.md").read_text()
     assert "dream-agent sudoku model" in card and "Steps: 6 of batch 8" in card and "no evaluation file" in card

@@ -12,6 +12,8 @@ The finished model (safetensors, config, tokenizer, model card) is written to OU
 
 from __future__ import annotations
 
+import json
+
 import os
 import platform
 import shutil
@@ -86,42 +88,48 @@ def train_small_model(
         done, elapsed = 0, 0.0
     if done > steps:
         raise DreamAgentError(f"the checkpoint is at step {done}, past --steps {steps}")
-    torch.manual_seed(seed)
-    model = DreamModel(config)
-
-    args = diffusion_training_args(
-        checkpoints,
-        max_steps=steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=lr,
-        warmup_steps=min(200, steps // 20),
-        save_strategy="steps",
-        save_steps=save_steps or max(1, min(500, steps // 4)),
-        save_total_limit=2,
-        logging_steps=max(1, min(50, steps // 20)),
-        seed=seed,
-        ignore_data_skip=True,  # the stream below starts where the checkpoint stopped instead
-        use_cpu=not torch.cuda.is_available(),
-    )
-    marker_cb = CompleteCheckpoints(elapsed)
     solve_cb = SolveRateCallback(planner, tokenizer, every=eval_every, n=heldout)
-    trainer = DiffusionTrainer(
-        model=model,
-        args=args,
-        train_dataset=PlannerStream(planner, seed, chunk_size=batch_size, start=done * batch_size),
-        data_collator=PlannerCollator(planner, tokenizer),
-        loss=loss or DiffusionLoss(),
-        callbacks=[marker_cb, solve_cb, *callbacks],
-    )
-    trainer.remove_callback(PrinterCallback)  # logs go to callbacks (the CLI's progress bar), not stdout
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    if resume_from is not None and done == steps:
+        # The run is finished (Trainer, resumed at max_steps, would still take one more step):
+        # write the checkpoint's model as it is.
+        model = DreamModel.from_pretrained(resume_from)
+        log_history = json.loads((resume_from / "trainer_state.json").read_text())["log_history"]
+        global_step, wall = done, elapsed
+    else:
+        torch.manual_seed(seed)
+        args = diffusion_training_args(
+            checkpoints,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=lr,
+            warmup_steps=min(200, steps // 20),
+            save_strategy="steps",
+            save_steps=save_steps or max(1, min(500, steps // 4)),
+            save_total_limit=2,
+            logging_steps=max(1, min(50, steps // 20)),
+            seed=seed,
+            ignore_data_skip=True,  # the stream below starts where the checkpoint stopped instead
+            use_cpu=not torch.cuda.is_available(),
+        )
+        marker_cb = CompleteCheckpoints(elapsed)
+        trainer = DiffusionTrainer(
+            model=DreamModel(config),
+            args=args,
+            train_dataset=PlannerStream(planner, seed, chunk_size=batch_size, start=done * batch_size),
+            data_collator=PlannerCollator(planner, tokenizer),
+            loss=loss or DiffusionLoss(),
+            callbacks=[marker_cb, solve_cb, *callbacks],
+        )
+        trainer.remove_callback(PrinterCallback)  # logs go to callbacks (the CLI's progress bar), not stdout
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+        model, log_history = trainer.model, trainer.state.log_history
+        global_step, wall = trainer.state.global_step, marker_cb.wall_time()
 
-    model = trainer.model.eval()
+    model = model.eval()
     rate = solve_cb.solve_rate(model) if heldout else None
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    losses = [h["loss"] for h in log_history if "loss" in h]
     report = TrainReport(
-        out=out, steps=trainer.state.global_step, batch_size=batch_size,
-        examples=trainer.state.global_step * batch_size, wall_seconds=marker_cb.wall_time(),
+        out=out, steps=global_step, batch_size=batch_size, examples=global_step * batch_size, wall_seconds=wall,
         parameters=count_parameters(model), solve_rate=rate, heldout=heldout,
         final_loss=losses[-1] if losses else None, resumed_from=done, solve_history=solve_cb.history,
     )
