@@ -95,6 +95,10 @@ def backtrack(
     low = torch.finfo(blank.dtype).min
     dive_logits: torch.Tensor | None = None  # the latest forward pass of the fill being built
 
+    def allowed_probs(logits: torch.Tensor, where: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """(M, V) the model's probabilities at the masked positions `where`, zero where not allowed."""
+        return _probs(logits[0, where].masked_fill(~allowed, low), 0.0, None, None)
+
     def retreat() -> torch.Tensor | None:
         """The fill of the most probable untried alternative, its token placed; None when exhausted."""
         nonlocal backtracks, path_logp, dive_logits
@@ -146,14 +150,14 @@ def backtrack(
             # `allowed` already holds the template's sets and the hook's mask for this x: no second hook call
             probs = None
             if dive_logits is not None and reuse_above is not None:
-                probs = _probs(dive_logits[0, where].masked_fill(~allowed, low), 0.0, None, None)
+                probs = allowed_probs(dive_logits, where, allowed)
                 if float(probs.max()) < reuse_above:
                     probs = None  # unsure on the old pass: ask the model about this fill
             if probs is None:
                 dive_logits = model.logits(x)  # (1, N, V)
                 nfe += 1
-                probs = _probs(dive_logits[0, where].masked_fill(~allowed, low), 0.0, None, None)
-            chosen_p, _ = probs.max(-1)  # (M,) zero where not allowed
+                probs = allowed_probs(dive_logits, where, allowed)
+            chosen_p, _ = probs.max(-1)  # (M,)
             at = int(CONFIDENCE[alg](probs, chosen_p).argmax())
             order = [int(t) for t in torch.argsort(probs[at], descending=True)[: int(counts[at])]]
             # only the allowed tokens' log-probabilities: a vocabulary-wide list would cost Dream 7B 152k floats

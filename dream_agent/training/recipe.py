@@ -13,7 +13,6 @@ The finished model (safetensors, config, tokenizer, model card) is written to OU
 from __future__ import annotations
 
 import json
-
 import os
 import platform
 import shutil
