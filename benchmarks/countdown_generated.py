@@ -1,11 +1,13 @@
 """Countdown figures on generated problems (never the test files): for choosing models and search settings.
 
-    python benchmarks/countdown_generated.py models countdown runs/countdown     # model alone and full system
-    python benchmarks/countdown_generated.py reuse --values none,0.9,0.8 --n 60  # search's reuse_above, interleaved
+    python benchmarks/countdown_generated.py models countdown runs/countdown        # model alone and full system
+    python benchmarks/countdown_generated.py search --values none,0.9,0.8 --n 60    # reuse_above, interleaved
+    python benchmarks/countdown_generated.py search --param depth_first --values 0,none --n 100
 
 `models`: per model, the model alone on 200 generated problems of 3, 4 and 5 numbers, then the
-full system on 100 five-number ones. `reuse`: the full system on N five-number problems, each
-problem solved once per `reuse_above` value in turn, so that machine load hits every value alike.
+full system on 100 five-number ones. `search`: the full system on N five-number problems, each
+problem solved once per value of one `dream_agent.search.backtrack` setting in turn, so that
+machine load hits every value alike.
 """
 
 from __future__ import annotations
@@ -41,36 +43,44 @@ def models(names: list[str]) -> None:
         print(f"{name}: 5 numbers, full system {summary(results)}", flush=True)
 
 
-def reuse(values: list[float | None], n: int, model: str) -> None:
+def compare(param: str, values: list, n: int, model: str, seed: int) -> None:
     engine = DiffusionEngine(load_model(model, device="cpu"))
     planner = CountdownPlanner(sizes=(5,))
-    results: dict[float | None, list] = {v: [] for v in values}
+    results: dict = {v: [] for v in values}
     plain = search.backtrack
     try:
-        for ex in planner.examples(n, random.Random(777)):
+        for ex in planner.examples(n, random.Random(seed)):
             for v in values:
-                refine.backtrack = functools.partial(plain, reuse_above=v)
+                refine.backtrack = functools.partial(plain, **{param: v})
                 results[v].append(refine.solve(engine, planner, ex.problem))
     finally:
         refine.backtrack = plain
     for v, rs in results.items():
-        print(f"reuse_above={v}: {summary(rs)}")
+        nfe = sorted(r.nfe for r in rs)
+        print(f"{param}={v}: {summary(rs)}, NFE 90th percentile {nfe[int(0.9 * len(nfe))]}")
+
+
+SETTINGS = {"reuse_above": float, "depth_first": int}  # the search settings `search` mode compares
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["models", "reuse"])
+    ap.add_argument("mode", choices=["models", "search"])
     ap.add_argument("models", nargs="*", default=["countdown"], help="models mode: model names or directories")
-    ap.add_argument("--values", default="none,0.9", help="reuse mode: reuse_above values, 'none' for a pass a choice")
+    ap.add_argument("--param", choices=sorted(SETTINGS), default="reuse_above", help="search mode: the setting")
+    ap.add_argument("--values", default="none,0.9", help="search mode: its values, 'none' for the search's None")
     ap.add_argument("--n", type=int, default=60)
-    ap.add_argument("--model", default="countdown", help="reuse mode: the model")
+    ap.add_argument("--model", default="countdown", help="search mode: the model")
+    ap.add_argument("--seed", type=int, default=777, help="search mode: which generated problems")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "models":
         models(args.models)
     else:
-        reuse([None if v == "none" else float(v) for v in args.values.split(",")], args.n, args.model)
+        kind = SETTINGS[args.param]
+        values = [None if v == "none" else kind(v) for v in args.values.split(",")]
+        compare(args.param, values, args.n, args.model, args.seed)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ hooks (which tighten the allowed tokens while the fill forms), one of two repair
 
   - search (the default): model-guided backtracking (`dream_agent.search`): the fill is
     rebuilt under the constraints, and at a dead end re-masked back to the model's latest
-    choice, which then takes its next-ranked token. Each complete fill validated is a round.
+    choice, which then takes its next-ranked token (later in the search, back to the untried
+    choice the model finds most probable). Each complete fill validated is a round.
   - re-masking rounds (`search=False`, or no constraints): re-mask what the validator
     blames and the slots the planner relates to it, and denoise again. When the same
     failure comes back, more of the model's own fill is re-masked and tokens are sampled

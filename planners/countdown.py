@@ -418,6 +418,8 @@ NUM_CHARS = DIGITS + PAD
 CHAR_BITS = len(NUM_CHARS)
 ANY_CHAR = (1 << CHAR_BITS) - 1
 ANY_OP = (1 << len(OPS)) - 1
+PAD_BIT, ZERO_BIT = 1 << NUM_CHARS.index(PAD), 1 << NUM_CHARS.index("0")
+DIGIT_BITS = ANY_CHAR & ~PAD_BIT
 ANY_VALUE = object()  # a solved operand that may be any number (0*y == 0)
 MAX_VALUES = 128  # an undetermined result keeps its possible values up to this many, else only its pattern
 ENUMERATE = 256  # with no known result, pairs with an undetermined result are listed up to this many (x, op, y)
@@ -467,7 +469,7 @@ def _solve_a(y: int, op: str, r: int):
 class FieldHook:
     """`hook(step, x, logits) -> logits`: constraint propagation over the number fields while they fill.
 
-    Character level (vectorised): pad only left of the digits, no leading zero, the last
+    Character level: pad only left of the digits, no leading zero, the last
     position a digit. Number level (per row, reading the steps in order): a multiset of
     available items, the inputs plus earlier results, each used once. Per step:
       - an operand may only become an available item that agrees with its revealed characters
@@ -522,6 +524,15 @@ class FieldHook:
         self._steps_memo: dict = {}  # (state, fields of one step) -> what that step allows; fills share prefixes
         self._rows_memo: dict = {}  # a row's slot tokens -> its allowed-character codes
         self._cache: dict = {}
+        # The template's own sets as bits: per field position its characters (a number has a last
+        # digit, a full-width field no leading zero), per step its operators.
+        def own(p: int, ids: list[int]) -> int:
+            return sum(1 << c for c, t in enumerate(ids) if self.allowed[p] is None or t in self.allowed[p])
+
+        last_digit, first_nonzero = ~PAD_BIT, ~ZERO_BIT if width > 1 else ANY_CHAR
+        self.base_bits = [[own(p, self.char_ids) & (last_digit if i == width - 1 else ANY_CHAR)
+                           & (first_nonzero if i == 0 else ANY_CHAR) for i, p in enumerate(ps)] for ps in self.field_pos]
+        self.base_op_bits = [own(p, self.op_ids) for p in self.op_pos]
 
     # -- number level: plain Python over bit patterns --
 
@@ -756,74 +767,51 @@ class FieldHook:
         to the template's sets instead, so that a plain denoising pass still finishes its fill."""
         return torch.tensor([self._row(r)[2] for r in x[:, : self.n].tolist()], dtype=torch.bool, device=x.device)
 
-    # -- character level: vectorised --
+    # -- character level: per field, over the same bits --
+
+    def _allowed_bits(self, row: list[int]) -> tuple[list[int], list[int]]:
+        """Per position of every field, the characters it may take (bits of NUM_CHARS); per step the
+        operators: the number rules (`_row`) within a well-formed field, where they leave something."""
+        codes, op_codes, _ = self._row(row)
+        w, out = self.w, []
+        for f, ps in enumerate(self.field_pos):
+            seen = [self.char_bit.get(row[p], 0) for p in ps]  # a revealed character's bit, else 0
+            for i in range(w):
+                base = formed = self.base_bits[f][i]
+                if any(b & DIGIT_BITS for b in seen[:i]) or (i < w - 2 and seen[i + 1] == ZERO_BIT):
+                    formed &= ~PAD_BIT  # no pad right of a digit, nor left of a zero that is not the last
+                if PAD_BIT in seen[i + 1:]:
+                    formed &= ~DIGIT_BITS  # no digit left of a pad
+                if 0 < i < w - 1 and seen[i - 1] == PAD_BIT:
+                    formed &= ~ZERO_BIT  # no leading zero
+                formed = formed or base  # malformed already: the template's own set
+                out.append(formed & codes[f * w + i] or formed)  # nothing left: drop the number rules here
+        ops = [base & code or base for base, code in zip(self.base_op_bits, op_codes)]
+        return out, ops
 
     def _tables(self, vocab: int, device):
         """Static tables per (vocab, device)."""
         key = (vocab, str(device))
         if key not in self._cache:
-            base = torch.ones((self.n, vocab), dtype=torch.bool)  # (N, V)
-            for p, allowed in enumerate(self.allowed):
-                if allowed is not None:
-                    base[p] = False
-                    base[p, [i for i in allowed if i < vocab]] = True
-            pad, zero = self.char_ids[NUM_CHARS.index(PAD)], self.char_ids[0]
-            base[self.fields[:, -1], pad] = False  # a number has at least one digit
-            if self.w > 1:
-                base[self.fields[:, 0], zero] = False  # a leading zero in a full-width field
-            static_forbid = torch.zeros_like(base)  # (N, V) anchors are left alone
-            static_forbid[self.slot_pos] = ~base[self.slot_pos]
+            static_forbid = torch.zeros((self.n, vocab), dtype=torch.bool)  # (N, V) anchors are left alone
+            for p in self.slot_pos.tolist():
+                if self.allowed[p] is not None:
+                    static_forbid[p] = True
+                    static_forbid[p, [i for i in self.allowed[p] if i < vocab]] = False
             char_ids, op_ids, op_pos = torch.tensor(self.char_ids), torch.tensor(self.op_ids), torch.tensor(self.op_pos)
-            base_chars = base[self.fields][..., char_ids]  # (F, W, C) the template's own sets, per character
-            base_ops = base[op_pos][:, op_ids]  # (S, 4)
             shifts = torch.arange(CHAR_BITS)
-            tables = (static_forbid, base_chars, base_ops, self.fields, char_ids, op_pos, op_ids, shifts)
+            tables = (static_forbid, self.fields.reshape(-1, 1), char_ids, op_pos.unsqueeze(-1), op_ids, shifts)
             self._cache[key] = tuple(t.to(device) for t in tables)
         return self._cache[key]
 
     def __call__(self, step, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         B, _, V = logits.shape
-        static_forbid, base_chars, base_ops, fields, char_ids, op_pos, op_ids, shifts = self._tables(V, logits.device)
-        F_, W = fields.shape
-        pad_c = CHAR_BITS - 1  # NUM_CHARS ends with the pad
-
-        # Well-formedness, per character.
-        fx = x[:, fields]  # (B, F, W)
-        is_pad = fx == char_ids[pad_c]
-        is_digit = torch.isin(fx, char_ids[:pad_c])
-        is_zero = fx == char_ids[0]
-        d = is_digit.int()
-        digit_before = (d.cumsum(-1) - d) > 0  # (B, F, W) a digit somewhere to the left
-        p = is_pad.int().flip(-1)
-        pad_after = ((p.cumsum(-1) - p) > 0).flip(-1)  # a pad somewhere to the right
-        pad_left = torch.zeros_like(is_pad)
-        pad_left[..., 1:] = is_pad[..., :-1]  # the position just left is a pad
-        zero_right = torch.zeros_like(is_zero)
-        zero_right[..., : W - 2] = is_zero[..., 1 : W - 1]  # a non-final 0 just right: no pad here
-        no_zero = pad_left
-        no_zero[..., W - 1] = False  # "___0" is the number zero
-
-        formed = base_chars.unsqueeze(0).expand(B, -1, -1, -1).clone()  # (B, F, W, C)
-        formed[..., pad_c] &= ~(digit_before | zero_right)
-        formed[..., :pad_c] &= ~pad_after.unsqueeze(-1)
-        formed[..., 0] &= ~no_zero
-        base = base_chars.unsqueeze(0)
-        formed = torch.where(formed.any(-1, keepdim=True), formed, base)  # malformed already: the template's sets
-
-        # Numbers: available items, pairs, forced results (per row, memoised).
-        per_row = [self._row(r) for r in x[:, : self.n].tolist()]
-        codes = torch.tensor([r[0] for r in per_row], device=x.device).view(B, F_, W, 1)
-        allow = formed & ((codes >> shifts) & 1).bool()
-        op_codes = torch.tensor([r[1] for r in per_row], device=x.device).unsqueeze(-1)  # (B, S, 1)
-        allow_ops = base_ops.unsqueeze(0) & ((op_codes >> shifts[: len(OPS)]) & 1).bool()
-
-        # Nothing left (an inconsistent fill): drop the number rules there, keeping the field well
-        # formed, so the fill still reads as steps for the validator to blame.
-        allow = torch.where(allow.any(-1, keepdim=True), allow, formed)
-        allow_ops = torch.where(allow_ops.any(-1, keepdim=True), allow_ops, base_ops.unsqueeze(0))
-
+        static_forbid, field_pos, char_ids, op_pos, op_ids, shifts = self._tables(V, logits.device)
+        chars, ops = zip(*(self._allowed_bits(r) for r in x[:, : self.n].tolist()))
+        allow = (torch.tensor(chars, device=x.device).unsqueeze(-1) >> shifts) & 1  # (B, F*W, C)
+        allow_ops = (torch.tensor(ops, device=x.device).unsqueeze(-1) >> shifts[: len(OPS)]) & 1  # (B, S, 4)
         forbid = torch.zeros_like(logits, dtype=torch.bool)  # (B, L, V); columns past the template stay free
         forbid[:, : self.n] = static_forbid
-        forbid[:, fields.reshape(-1, 1), char_ids] = ~allow.reshape(B, F_ * W, -1)
-        forbid[:, op_pos.unsqueeze(-1), op_ids] = ~allow_ops
+        forbid[:, field_pos, char_ids] = allow == 0
+        forbid[:, op_pos, op_ids] = allow_ops == 0
         return logits.masked_fill(forbid, torch.finfo(logits.dtype).min)

@@ -96,7 +96,7 @@ def test_resumes_from_the_most_probable_alternative_not_the_latest():
         fills.append(ids.tolist())
         return ["keep going"]
 
-    result = backtrack(ScriptedModel(), t, accept=accept, max_nfe=100)
+    result = backtrack(ScriptedModel(), t, accept=accept, max_nfe=100, depth_first=0)
     # (A, A) first: 0.7 * 0.9. Then (B, .) at 0.3 beats the latest choice's alternative (A, B) at
     # 0.07, which a depth-first search would take; B's subtree (0.18, 0.12) still comes before it.
     assert fills == [[A, A], [B, A], [B, B], [A, B]]
@@ -123,7 +123,7 @@ def test_a_confident_pass_is_reused_within_a_dive_but_not_after_a_retreat():
     accept = lambda ids: [] if ids.tolist() == [A, B, A] else ["no"]  # noqa: E731
 
     model = ConfidentModel()
-    result = backtrack(model, t, accept=accept, max_nfe=100)
+    result = backtrack(model, t, accept=accept, max_nfe=100, depth_first=0)
     # One pass fills (A, A, A). Each retreat (to (B, _, _), the most probable alternative, then to
     # (A, B, _)) needs a fresh pass, since the last one saw another branch; within each dive the
     # confident pass serves every choice.
@@ -131,6 +131,29 @@ def test_a_confident_pass_is_reused_within_a_dive_but_not_after_a_retreat():
     assert (result.nfe, result.choices, result.backtracks) == (3, 6, 2) and model.calls == 3
 
     every = ConfidentModel()
-    plain = backtrack(every, t, accept=accept, max_nfe=100, reuse_above=None)
+    plain = backtrack(every, t, accept=accept, max_nfe=100, reuse_above=None, depth_first=0)
     assert plain.found and plain.ids.tolist() == [A, B, A]
     assert plain.nfe == plain.choices == every.calls == 6
+
+
+def test_retreats_depth_first_until_its_passes_are_spent_then_best_first():
+    t = Template([Slot("x", 3, allowed=[A, B])], mask_token_id=63)
+
+    def fills_tried(depth_first):
+        fills = []
+
+        def accept(ids):
+            fills.append("".join("AB"[int(i) - A] for i in ids))
+            return ["keep going"]
+
+        backtrack(ConfidentModel(), t, accept=accept, max_nfe=100, reuse_above=None, depth_first=depth_first)
+        return fills[:4]
+
+    # A pass a choice (reuse off), positions in order, A at 0.95 everywhere.
+    assert fills_tried(0) == ["AAA", "BAA", "ABA", "AAB"]  # most probable path first: B__ at 0.05 beats AB_
+    assert fills_tried(100) == ["AAA", "AAB", "ABA", "ABB"]  # the latest choice first
+    # 3 passes make AAA, AAB costs none, AB_ costs the 4th: from then on best-first, whose heap
+    # keeps what the depth-first phase left (B__ then ABB)
+    assert fills_tried(4) == ["AAA", "AAB", "ABA", "BAA"]
+    # the default, one pass per masked position: here the first dive spends all 3
+    assert fills_tried(None) == fills_tried(3) == fills_tried(0)
