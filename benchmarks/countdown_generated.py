@@ -8,6 +8,10 @@
 full system on 100 five-number ones. `search`: the full system on N five-number problems, each
 problem solved once per value of one `dream_agent.search.backtrack` setting in turn, so that
 machine load hits every value alike.
+
+The problems come from `CountdownPlanner.examples`, drawn Dream's way since session 7 (a target,
+then inputs until they reach it); figures from earlier sessions came from a forward-path generator
+whose problems are easier, and do not compare with later ones.
 """
 
 from __future__ import annotations

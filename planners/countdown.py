@@ -41,9 +41,6 @@ MIN_NUMBERS, MAX_NUMBERS = 2, 6  # Dream's sets use 3 to 5; 6 is the classic gam
 PAD = "_"  # left padding inside a number field
 DIGITS = "0123456789"
 OPS = "+-*/"
-# Paths with * or / rarely end in 10..100, so they are offered more often; these weights give
-# about - 45%, + 27%, / 14%, * 14% of accepted steps, close to Dream's cd4 (46/28/14/12).
-MUL_WEIGHT, DIV_WEIGHT = 3, 6
 Step = tuple[int, str, int, int]  # (a, op, b, result)
 STEP_RE = re.compile(r"\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*=\s*(-?\d+)\s*")
 FIELD_RE = re.compile(r"_*([1-9][0-9]*|0)")  # a well-formed number field: pads, then a number without leading zero
@@ -228,38 +225,6 @@ def check_solution(problem: CountdownProblem, solution: str) -> list[Violation]:
     return out
 
 
-# ---- the generator ----------------------------------------------------------------------------
-
-
-def random_solution(numbers: list[int], rng: random.Random, limit: int) -> tuple[list[Step], int] | None:
-    """A random valid path over `numbers` as steps, and its final result; None where a result reaches `limit`.
-
-    Pairs are drawn from everything available, inputs and results alike, so the steps come in
-    varied orders (two independent steps then a join, chains, ...), as in Dream's outputs."""
-    pool = list(numbers)
-    steps = []
-    while len(pool) > 1:
-        i, j = rng.randrange(len(pool)), rng.randrange(len(pool) - 1)
-        j += j >= i  # two distinct indices, cheaper than rng.sample
-        x, y = pool[i], pool[j]
-        hi, lo = (x, y) if x >= y else (y, x)
-        options = [(x, "+", y, x + y), (hi, "-", lo, hi - lo)]
-        if x * y < limit:
-            options += [(x, "*", y, x * y)] * MUL_WEIGHT
-        if lo > 1 and hi % lo == 0:
-            options += [(hi, "/", lo, hi // lo)] * DIV_WEIGHT
-        elif lo == 1:  # x/1 is legal but trivial: no extra weight
-            options.append((hi, "/", lo, hi))
-        a, op, b, r = rng.choice(options)
-        if r >= limit:
-            return None
-        steps.append((a, op, b, r))
-        for idx in sorted((i, j), reverse=True):
-            pool.pop(idx)
-        pool.append(r)
-    return steps, pool[0]
-
-
 # ---- the planner ------------------------------------------------------------------------------
 
 
@@ -304,21 +269,22 @@ class CountdownPlanner(Planner):
         return out
 
     def examples(self, n: int, rng: random.Random) -> list[Example]:
+        """Dream's way: a target in 10..100, then inputs in 1..99 drawn again until they can reach it."""
+        from .countdown_generator import random_path, reaches  # the data side only: solving never needs it
+
         limit = 10**self.width
         out: list[Example] = []
         for _ in range(n):
-            size = rng.choice(self.sizes)  # drawn first, so sizes stay evenly mixed although small ones succeed more
-            found = None
-            while found is None:
+            size = rng.choice(self.sizes)  # drawn first, so sizes stay evenly mixed although large ones succeed more
+            target = rng.randint(10, 100)  # drawn once: targets stay uniform although small ones are reached more
+            while True:
                 numbers = [rng.randint(1, 99) for _ in range(size)]
-                for _ in range(8):  # a few paths over the same numbers before drawing new ones
-                    found = random_solution(numbers, rng, limit)
-                    if found is not None and 10 <= found[1] <= 100:
-                        break
-                    found = None
+                if reaches(tuple(sorted(numbers)), target, limit):
+                    break
+            steps = random_path(tuple(sorted(numbers)), target, rng, limit)
+            solution = ",".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
             # numbers are in range by construction: skip pydantic's validation on this hot path
-            solution = ",".join(f"{a}{op}{b}={r}" for a, op, b, r in found[0])
-            out.append(Example(CountdownProblem.model_construct(numbers=numbers, target=found[1]), solution))
+            out.append(Example(CountdownProblem.model_construct(numbers=numbers, target=target), solution))
         return out
 
     # -- the template --

@@ -41,6 +41,22 @@ def test_full_system_solves_easy_problems(name, problems):
         assert result.valid and planner.check(problem, result.solution) == [], (text, result.solution)
 
 
+def test_countdown_solving_never_calls_the_training_data_generator(monkeypatch):
+    # The generator decides reachability exhaustively and writes reference paths: a solver. It
+    # makes training data only; the model, the hook and the validator must solve without it.
+    import planners.countdown_generator as generator
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the solve path called the training-data generator")
+
+    for name in ("reaches", "random_path", "reachable"):
+        monkeypatch.setattr(generator, name, refuse)
+    planner = get_planner("countdown")
+    engine = DiffusionEngine(load_model("countdown", device="cpu"))
+    problem = planner.parse("75,3,9,14,49")
+    assert solve(engine, planner, problem).valid
+
+
 def test_countdown_model_alone_solves_some_three_number_problems():
     # The shipped model, alone, fills some 3-number problems right (54% of Dream's cd3);
     # a random-weight model of this shape fills none of them.

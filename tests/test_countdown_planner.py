@@ -1,4 +1,5 @@
 import inspect
+import itertools
 import random
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ from dream_agent.tokenization import char_tokenizer
 from dream_agent.validation import Violation
 from planners import get_planner
 from planners.countdown import CountdownPlanner, CountdownProblem
+from planners.countdown_generator import random_path, reaches
 
 DATA = Path("/work/shared/data/dream_planning")
 needs_data = pytest.mark.skipif(not (DATA / "cd3_test.jsonl").exists(), reason="Dream's countdown sets are not here")
@@ -409,6 +411,50 @@ def test_examples_are_valid_and_in_range(tok):
         assert planner.decode(e.problem, t, t.input_ids) == e.solution
     assert [e.solution for e in planner.examples(20, random.Random(3))] == [e.solution for e in planner.examples(20, random.Random(3))]
     assert len({e.solution.split(",")[0] for e in examples}) > 400  # varied
+
+
+def _every_end(numbers: list[int], limit: int = 10**4) -> set[int]:
+    """Every value reached by joining two items at a time until one is left (Dream's step order), by brute force."""
+    if len(numbers) == 1:
+        return set(numbers)
+    out = set()
+    for i, j in itertools.combinations(range(len(numbers)), 2):
+        x, y = numbers[i], numbers[j]
+        rest = [v for k, v in enumerate(numbers) if k not in (i, j)]
+        joined = {x + y, abs(x - y), x * y} | ({max(x, y) // min(x, y)} if min(x, y) and max(x, y) % min(x, y) == 0 else set())
+        for r in (r for r in joined if r < limit):
+            out |= _every_end(rest + [r], limit)
+    return out
+
+
+@pytest.mark.parametrize("size,count", [(2, 40), (3, 40), (4, 25), (5, 3)])
+def test_reaches_agrees_with_brute_force(size, count):
+    rng = random.Random(size)
+    for _ in range(count):
+        numbers = [rng.randint(1, 99) for _ in range(size)]
+        ends = _every_end(numbers)
+        for goal in range(0, 150):
+            assert reaches(tuple(sorted(numbers)), goal, 10**4) == (goal in ends), (numbers, goal)
+
+
+@pytest.mark.parametrize("numbers,goal", [((5, 5, 7), 0), ((3, 3, 50), 50), ((1, 2, 3, 4, 5), 100), ((2, 3), 6)])
+def test_random_path_is_a_valid_solution(numbers, goal):
+    rng = random.Random(0)
+    for _ in range(10):
+        steps = random_path(tuple(sorted(numbers)), goal, rng, 10**4)
+        solution = ",".join(f"{a}{op}{b}={r}" for a, op, b, r in steps)
+        assert CountdownPlanner().check(CountdownProblem(numbers=list(numbers), target=goal), solution) == [], solution
+
+
+def test_examples_draw_the_target_first_as_dreams_sets_do():
+    # Dream's sets fix a target, then draw inputs until they reach it: targets come out uniform, and
+    # many problems have few solutions (a random path's end would favour targets many paths reach).
+    examples = CountdownPlanner(sizes=(3,)).examples(900, random.Random(0))
+    targets = [e.problem.target for e in examples]
+    # uniform on 10..100: mean 55 (sd of a 900-mean about 0.9); drawing target and inputs together
+    # until they meet gives about 51.8 here, a forward path's end about 50.7
+    assert 52.5 <= sum(targets) / len(targets) <= 57.5
+    assert not reaches((2, 3), 7, 10**4)
 
 
 def test_sizes_option_and_render(planner, problem):

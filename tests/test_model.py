@@ -50,6 +50,25 @@ def test_fidelity_with_qwen2_full_mask(attn):
     assert (ours - causal).abs().max() > 1e-3  # and it really is not causal
 
 
+@pytest.mark.parametrize("overrides", [{}, {"absolute_position_embeddings": 16}, {"num_key_value_heads": 4},
+                                       {"hidden_act": "gelu"}])
+def test_direct_path_gives_the_modules_logits(overrides, monkeypatch):
+    """Float32 inference on unpadded input calls the layers' weights as functions (`_direct_logits`)."""
+    torch.manual_seed(0)
+    model = DreamModel(tiny_config(**overrides)).eval()
+    calls = []
+    direct_logits = model._direct_logits
+    monkeypatch.setattr(model, "_direct_logits", lambda ids: calls.append(ids) or direct_logits(ids))
+    ids = torch.randint(0, 60, (2, 12))
+    with torch.no_grad():
+        direct = model(ids).logits
+        unpadded = model(ids, attention_mask=torch.ones(2, 12, dtype=torch.long)).logits
+    modules = model(ids).logits  # with grad: the modules themselves
+    assert len(calls) == 2  # the two no-grad calls took the direct path, the last one did not
+    torch.testing.assert_close(direct, modules, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(unpadded, modules, rtol=1e-5, atol=1e-5)
+
+
 def test_padding_matches_unpadded():
     torch.manual_seed(0)
     model = DreamModel(tiny_config()).eval()
