@@ -3,11 +3,14 @@
     python benchmarks/countdown_generated.py models countdown runs/countdown        # model alone and full system
     python benchmarks/countdown_generated.py search --values none,0.9,0.8 --n 60    # reuse_above, interleaved
     python benchmarks/countdown_generated.py search --param depth_first --values 0,none --n 100
+    python benchmarks/countdown_generated.py orders --values entropy,maskgit_plus --n 300 --full 100 --threads 2
 
 `models`: per model, the model alone on 200 generated problems of 3, 4 and 5 numbers, then the
 full system on 100 five-number ones. `search`: the full system on N five-number problems, each
 problem solved once per value of one `dream_agent.search.backtrack` setting in turn, so that
-machine load hits every value alike.
+machine load hits every value alike. `orders`: the engine's remasking order (`alg`, which a
+model may ship in its generation_config.json): the model alone on N four-number problems, then,
+interleaved, the full system on FULL five-number ones.
 
 The problems come from `CountdownPlanner.examples`, drawn Dream's way since session 7 (a target,
 then inputs until they reach it); figures from earlier sessions came from a forward-path generator
@@ -64,23 +67,45 @@ def compare(param: str, values: list, n: int, model: str, seed: int) -> None:
         print(f"{param}={v}: {summary(rs)}, NFE 90th percentile {nfe[int(0.9 * len(nfe))]}")
 
 
+def orders(algs: list[str], n: int, full: int, model: str) -> None:
+    lm = load_model(model, device="cpu")
+    engines = {alg: DiffusionEngine(lm, alg=alg) for alg in algs}
+    planner = CountdownPlanner(sizes=(4,))
+    problems = [ex.problem for ex in planner.examples(n, random.Random(9004))]
+    for alg, engine in engines.items():
+        alone = sum(refine.solve(engine, planner, p, max_rounds=1).model_only_valid for p in problems)
+        print(f"alg={alg}: 4 numbers, model alone {alone}/{n}", flush=True)
+    if full:
+        planner = CountdownPlanner(sizes=(5,))
+        results: dict = {alg: [] for alg in algs}
+        for ex in planner.examples(full, random.Random(9100)):
+            for alg, engine in engines.items():
+                results[alg].append(refine.solve(engine, planner, ex.problem))
+        for alg, rs in results.items():
+            print(f"alg={alg}: 5 numbers, full system {summary(rs)}")
+
+
 SETTINGS = {"reuse_above": float, "depth_first": int}  # the search settings `search` mode compares
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["models", "search"])
+    ap.add_argument("mode", choices=["models", "search", "orders"])
     ap.add_argument("models", nargs="*", default=["countdown"], help="models mode: model names or directories")
     ap.add_argument("--param", choices=sorted(SETTINGS), default="reuse_above", help="search mode: the setting")
-    ap.add_argument("--values", default="none,0.9", help="search mode: its values, 'none' for the search's None")
+    ap.add_argument("--values", default="none,0.9",
+                    help="search mode: its values, 'none' for the search's None; orders mode: the algs")
+    ap.add_argument("--full", type=int, default=0, help="orders mode: five-number problems for the full system")
     ap.add_argument("--n", type=int, default=60)
-    ap.add_argument("--model", default="countdown", help="search mode: the model")
+    ap.add_argument("--model", default="countdown", help="search and orders modes: the model")
     ap.add_argument("--seed", type=int, default=777, help="search mode: which generated problems")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "models":
         models(args.models)
+    elif args.mode == "orders":
+        orders(args.values.split(","), args.n, args.full, args.model)
     else:
         kind = SETTINGS[args.param]
         values = [None if v == "none" else kind(v) for v in args.values.split(",")]

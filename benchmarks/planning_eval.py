@@ -40,9 +40,9 @@ def main() -> None:
     lm = load_model(args.model or args.planner, device="cpu")
     if args.random:
         torch.manual_seed(0)
-        lm = DreamDiffusionLM(DreamModel(lm.model.config).eval(), lm.tokenizer, name="random weights")
+        lm = DreamDiffusionLM(DreamModel(lm.model.config).eval(), lm.tokenizer, name="random weights", sampling=lm.sampling)
     engine = DiffusionEngine(lm)
-    print(f"{args.planner}, model {lm.name}; {platform.machine()} CPU, {args.threads} threads, torch {torch.__version__}")
+    print(f"{args.planner}, model {lm.name}, alg {engine.settings.alg}; {platform.machine()} CPU, {args.threads} threads, torch {torch.__version__}")
     print("| data | problems | model only | full system | mean NFE | median s | p95 s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in args.data:

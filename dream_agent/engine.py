@@ -47,7 +47,8 @@ class SamplerConfig:
 class DiffusionEngine:
     def __init__(self, model: DiffusionLM | str, *, device: str = "auto", dtype: str = "auto", **settings: Any):
         self.model = load_model(model, device=device, dtype=dtype) if isinstance(model, str) else model
-        self.settings = SamplerConfig(**settings)
+        # SamplerConfig's defaults, then the model's own (a model may carry none), then the caller's.
+        self.settings = SamplerConfig(**{**getattr(self.model, "sampling", {}), **settings})
 
     @property
     def tokenizer(self):

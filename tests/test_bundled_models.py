@@ -62,6 +62,7 @@ def test_countdown_model_alone_solves_some_three_number_problems():
     # a random-weight model of this shape fills none of them.
     planner = get_planner("countdown")
     engine = DiffusionEngine(load_model("countdown", device="cpu"))
+    assert engine.settings.alg == "maskgit_plus"  # the order its generation_config.json ships (model card)
     examples = [ex for ex in planner.examples(200, random.Random(7)) if len(ex.problem.numbers) == 3][:30]
     alone = sum(solve(engine, planner, ex.problem, max_rounds=1).model_only_valid for ex in examples)
     assert alone >= 2

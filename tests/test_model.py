@@ -1,10 +1,11 @@
 import json
+import shutil
 
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, Qwen2Config, Qwen2ForCausalLM
 
-from dream_agent import DreamConfig, DreamModel, ModelLoadError, load_model
+from dream_agent import DiffusionEngine, DreamConfig, DreamModel, ModelLoadError, load_model
 from dream_agent.model.modeling_dream import positions_from_padding
 
 from .conftest import tiny_config
@@ -114,6 +115,36 @@ def test_load_model_reuses_and_errors(tiny_dir, tmp_path):
     (tmp_path / "config.json").write_text((tiny_dir / "config.json").read_text())
     with pytest.raises(ModelLoadError, match="no weights"):
         load_model(str(tmp_path))
+
+
+def _copy_with_generation_config(tiny_dir, path, text: str):
+    shutil.copytree(tiny_dir, path)
+    (path / "generation_config.json").write_text(text)
+    return str(path)
+
+
+def test_a_model_ships_its_sampler_defaults(tiny_dir, tmp_path):
+    """The "dream_agent" block of generation_config.json sets the engine's defaults; Dream's own
+    top-level keys there (chat defaults: alg "origin", 512 steps) do not; a caller's setting beats both."""
+    raw = {"alg": "origin", "steps": 512, "temperature": 0.0, "dream_agent": {"alg": "maskgit_plus", "steps": 12}}
+    lm = load_model(_copy_with_generation_config(tiny_dir, tmp_path / "m", json.dumps(raw)), device="cpu")
+    assert lm.sampling == {"alg": "maskgit_plus", "steps": 12}
+    engine = DiffusionEngine(lm)
+    assert (engine.settings.alg, engine.settings.steps, engine.settings.temperature) == ("maskgit_plus", 12, 0.0)
+    assert DiffusionEngine(lm, alg="entropy").settings.alg == "entropy"
+
+    dream_org = {key: value for key, value in raw.items() if key != "dream_agent"}
+    lm = load_model(_copy_with_generation_config(tiny_dir, tmp_path / "d", json.dumps(dream_org)), device="cpu")
+    assert lm.sampling == {} and (DiffusionEngine(lm).settings.alg, DiffusionEngine(lm).settings.steps) == ("entropy", 64)
+    assert load_model(str(tiny_dir), device="cpu").sampling == {}  # no generation_config.json at all
+
+
+@pytest.mark.parametrize("text", ['{"dream_agent": {"alg": "sideways"}}', '{"dream_agent": {"stepz": 3}}',
+                                  '{"dream_agent": {"steps": 0}}', '{"dream_agent": "maskgit_plus"}', "not json"])
+def test_bad_sampler_defaults_fail_at_load_in_one_line(tiny_dir, tmp_path, text):
+    with pytest.raises(ModelLoadError, match="generation_config.json") as err:
+        load_model(_copy_with_generation_config(tiny_dir, tmp_path / "m", text), device="cpu")
+    assert "\n" not in str(err.value)
 
 
 def test_unreachable_hub_is_one_line(monkeypatch):

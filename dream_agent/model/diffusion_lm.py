@@ -26,7 +26,9 @@ class DiffusionLM(Protocol):
     """A masked diffusion model as the sampler sees it.
 
     `logits(input_ids, attention_mask)` returns [B, N, V] aligned so that `logits[:, i]`
-    predicts position i; any shift a checkpoint needs happens behind this call.
+    predicts position i; any shift a checkpoint needs happens behind this call. An optional
+    `sampling` dict (the model's own sampler defaults, e.g. {"alg": "maskgit_plus"}) is read
+    by `DiffusionEngine` where present; it is not part of the protocol.
     """
 
     mask_token_id: int
@@ -41,9 +43,10 @@ class DiffusionLM(Protocol):
 class DreamDiffusionLM:
     """A `DreamModel` (Dream 7B or a small bundled model) behind the `DiffusionLM` protocol."""
 
-    def __init__(self, model: DreamModel, tokenizer=None, *, name: str | None = None):
+    def __init__(self, model: DreamModel, tokenizer=None, *, name: str | None = None, sampling: dict | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.sampling = dict(sampling or {})  # the model's own sampler defaults (see loading.py), e.g. {"alg": ...}
         self.name = name or getattr(model.config, "_name_or_path", "") or "dream"
         cfg = model.config
         self.mask_token_id = int(cfg.mask_token_id)

@@ -1,14 +1,21 @@
 """`load_model`: a local directory, a bundled model name or a hub id -> a ready `DiffusionLM`.
 
 A model loaded once in a process is kept (on the GPU when there is one) and reused.
+
+A model may ship its own sampler defaults (the remasking order it was measured with, say) in
+its generation_config.json, under a "dream_agent" key; `DiffusionEngine` starts from them.
+Dream's own top-level keys there (`"alg": "origin"`, `"steps": 512`) are left alone: they are
+defaults for open-ended chat, not for filling planning templates.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import cached_file
 
 from ..errors import ModelLoadError
 from .diffusion_lm import DreamDiffusionLM
@@ -52,6 +59,25 @@ def _check_local_dir(path: Path) -> None:
         raise ModelLoadError(f"model directory {str(path)!r} has no weights (model.safetensors or pytorch_model.bin)")
 
 
+def sampling_defaults(source: str, name: str) -> dict:
+    """The "dream_agent" block of the model's generation_config.json, checked; {} when there is none."""
+    from ..engine import SamplerConfig
+
+    try:
+        file = cached_file(source, "generation_config.json", _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except OSError:
+        return {}
+    if file is None:
+        return {}
+    try:
+        block = json.loads(Path(file).read_text(encoding="utf-8")).get("dream_agent", {})
+        SamplerConfig(**block)  # unknown keys or bad values fail here, at load time
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(f"bad sampler defaults in the generation_config.json of {name!r}: {exc}") from None
+    return dict(block)
+
+
 def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> DreamDiffusionLM:
     from . import register  # noqa: F401  (registers "Dream" with the Auto classes)
 
@@ -87,6 +113,6 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
             tokenizer = AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from None
-    lm = DreamDiffusionLM(model.to(dev), tokenizer, name=name)
+    lm = DreamDiffusionLM(model.to(dev), tokenizer, name=name, sampling=sampling_defaults(source, name))
     _loaded[key] = lm
     return lm
