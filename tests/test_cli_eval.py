@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -65,6 +66,19 @@ def test_json_metrics_and_limit(capsys, setup):
     code, out, _ = run(capsys, "eval", "countdown", "--data", files["countdown"], "--model", models["countdown"],
                        "--max-rounds", "2", "--json")
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["problems"] == 2
+
+
+def test_alg_is_the_models_own_unless_given(capsys, setup, tmp_path):
+    files, models = setup
+    shipped = tmp_path / "shipped"
+    shutil.copytree(models["countdown"], shipped)
+    (shipped / "generation_config.json").write_text('{"dream_agent": {"alg": "topk_margin"}}')
+    for model, extra, alg in ((models["countdown"], [], "entropy"), (shipped, [], "topk_margin"),
+                              (shipped, ["--alg", "maskgit_plus"], "maskgit_plus")):
+        code, out, err = run(capsys, "eval", "countdown", "--data", files["countdown"], "--model", model,
+                             "--max-rounds", "1", "--json", *extra)
+        assert code == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["alg"] == alg
 
 
 def test_default_rounds_are_the_planners(capsys, setup):

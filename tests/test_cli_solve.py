@@ -128,6 +128,7 @@ def test_unsolved_says_so_and_exits_1(capsys, models):
     (["chess", "e4"], "no planner named 'chess'"),
     (["sudoku"], "Missing argument"),
     (["sudoku", PUZZLE_4, "--steps", "0"], "--steps"),
+    (["sudoku", PUZZLE_4, "--alg", "sideways"], "'sideways' is not one of"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, models, args, words):
     model = models["countdown" if args[0] == "countdown" else "sudoku"]
@@ -138,8 +139,18 @@ def test_bad_input_is_one_line_and_exit_2(capsys, models, args, words):
     assert words in err
 
 
+def test_alg_choices_are_the_samplers():
+    import typing
+
+    from dream_agent.cli.solve import AlgName
+    from dream_agent.sampler import ALGS
+
+    assert set(typing.get_args(AlgName)) == set(ALGS)
+
+
 @pytest.mark.parametrize("args", [
     ["solve", "countdown", "86", "x", "--target", "96"],
+    ["solve", "countdown", "86", "5", "--target", "96", "--alg", "sideways"],
     ["solve", "sudoku", "1.34 34.2 2.4. 4.2a"],
     ["eval", "countdown", "--data", "no-such-file.jsonl"],
 ])

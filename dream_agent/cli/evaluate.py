@@ -21,8 +21,8 @@ from rich.table import Table
 from dream_agent.errors import DreamAgentError
 
 from .main import app
-from .solve import (ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, SearchOpt, StepsOpt,
-                    load_engine)
+from .solve import (AlgOpt, ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, SearchOpt,
+                    StepsOpt, load_engine)
 
 
 def metrics_table(rows, *, title: str, caption: str = "") -> Table:
@@ -54,6 +54,7 @@ def eval_command(
     constraints: ConstraintsOpt = True,
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
+    alg: AlgOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (problem i uses seed + i)")] = 0,
     device: DeviceOpt = "auto",
     plot: Annotated[str | None, typer.Option(help="draw solve rate against steps into this image (PNG)")] = None,
@@ -78,7 +79,7 @@ def eval_command(
 
     max_rounds = rounds_for(planner, max_rounds)
     curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before the model loads
-    engine = load_engine(planner, model, device)
+    engine = load_engine(planner, model, device, alg)
     if plot and curve_steps is None:
         curve_steps = default_plot_steps(planner, problems, engine.tokenizer)
     settings = dict(max_rounds=max_rounds, constraints=constraints, search=search, samples=samples, seed=seed)
@@ -105,7 +106,7 @@ def eval_command(
     if plot:
         plot_curve(curve, plot, title=planner.name)
     if as_json:
-        out = {"planner": planner.name, "data": data, **headline.to_dict()}
+        out = {"planner": planner.name, "data": data, "alg": engine.settings.alg, **headline.to_dict()}
         if curve:
             out["curve"] = [m.to_dict() for m in curve]
         typer.echo(json.dumps(out))
@@ -114,7 +115,7 @@ def eval_command(
     what = ("re-masking rounds without constraint hooks" if not constraints
             else "constraint hooks and backtracking search" if search else "constraint hooks and re-masking rounds")
     caption = (f"solved: full system ({what}, up to {max_rounds} rounds); model only: its first, unconstrained pass; "
-               "steps auto = one per masked position")
+               f"steps auto = one per masked position; order {engine.settings.alg}")
     Console().print(metrics_table(rows, title=f"{planner.name} · {data}", caption=caption))
     if plot:
         typer.echo(f"plot written to {plot}")

@@ -16,7 +16,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -55,8 +55,9 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
     return text
 
 
-def load_engine(planner, model: str | None, device: str = "auto"):
-    """The engine for `--model`, or for the planner's bundled model when none is given."""
+def load_engine(planner, model: str | None, device: str = "auto", alg: str | None = None):
+    """The engine for `--model`, or for the planner's bundled model when none is given; `alg`
+    overrides the remasking order the model ships (else the engine's default)."""
     from dream_agent import DiffusionEngine
     from dream_agent.model import loading
 
@@ -67,7 +68,7 @@ def load_engine(planner, model: str | None, device: str = "auto"):
                 f"or train one with `dream-agent train {planner.name} --out DIR`"
             )
         model = planner.name
-    return DiffusionEngine(loading.load_model(model, device=device))
+    return DiffusionEngine(loading.load_model(model, device=device), **({"alg": alg} if alg else {}))
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -92,6 +93,9 @@ ConstraintsOpt = Annotated[bool, typer.Option("--constraints/--no-constraints",
 SearchOpt = Annotated[bool, typer.Option("--search/--no-search",
                                          help="after the model-only pass, model-guided backtracking (else re-masking rounds)")]
 SamplesOpt = Annotated[int, typer.Option(min=1, help="fills sampled in parallel each refinement round")]
+AlgName = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]  # dream_agent.sampler.ALGS, without torch
+AlgOpt = Annotated[AlgName | None, typer.Option(
+    help="remasking order: which masked position is revealed first (default: the model's own, else entropy)")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
 
 
@@ -106,6 +110,7 @@ def solve_command(
     constraints: ConstraintsOpt = True,
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
+    alg: AlgOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (sampling in refinement rounds)")] = 0,
     device: DeviceOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")] = False,
@@ -119,7 +124,7 @@ def solve_command(
     from dream_agent.refine import rounds_for, solve
 
     max_rounds = rounds_for(planner, max_rounds)
-    engine = load_engine(planner, model, device)
+    engine = load_engine(planner, model, device, alg)
 
     if show:
         from .live import LiveView
