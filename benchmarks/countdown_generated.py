@@ -37,32 +37,48 @@ def summary(results) -> str:
             f"mean {statistics.mean(nfe):.0f}, seconds median {statistics.median(seconds):.3f}")
 
 
+def model_alone(engine, size: int, n: int) -> int:
+    """How many of n generated problems of `size` numbers (seed 9000 + size) the model alone fills right."""
+    planner = CountdownPlanner(sizes=(size,))
+    return sum(refine.solve(engine, planner, ex.problem, max_rounds=1).model_only_valid
+               for ex in planner.examples(n, random.Random(9000 + size)))
+
+
+def interleaved(variants: dict, n: int, seed: int) -> dict:
+    """The full system on n generated five-number problems, each solved by every variant in turn, so
+    that machine load hits them alike. A variant is a function (planner, problem) -> SolveResult."""
+    planner = CountdownPlanner(sizes=(5,))
+    results: dict = {key: [] for key in variants}
+    for ex in planner.examples(n, random.Random(seed)):
+        for key, solve in variants.items():
+            results[key].append(solve(planner, ex.problem))
+    return results
+
+
 def models(names: list[str]) -> None:
     for name in names:
         engine = DiffusionEngine(load_model(name, device="cpu"))
         for size in (3, 4, 5):
-            planner = CountdownPlanner(sizes=(size,))
-            alone = sum(refine.solve(engine, planner, ex.problem, max_rounds=1).model_only_valid
-                        for ex in planner.examples(200, random.Random(9000 + size)))
-            print(f"{name}: {size} numbers, model alone {alone}/200", flush=True)
+            print(f"{name}: {size} numbers, model alone {model_alone(engine, size, 200)}/200", flush=True)
         planner = CountdownPlanner(sizes=(5,))
         results = [refine.solve(engine, planner, ex.problem) for ex in planner.examples(100, random.Random(9100))]
         print(f"{name}: 5 numbers, full system {summary(results)}", flush=True)
 
 
-def compare(param: str, values: list, n: int, model: str, seed: int) -> None:
-    engine = DiffusionEngine(load_model(model, device="cpu"))
-    planner = CountdownPlanner(sizes=(5,))
-    results: dict = {v: [] for v in values}
-    plain = search.backtrack
+def _solve_with_search(engine, planner, problem, **setting):
+    """`refine.solve` with one `search.backtrack` setting changed for this call."""
+    plain = refine.backtrack
+    refine.backtrack = functools.partial(search.backtrack, **setting)
     try:
-        for ex in planner.examples(n, random.Random(seed)):
-            for v in values:
-                refine.backtrack = functools.partial(plain, **{param: v})
-                results[v].append(refine.solve(engine, planner, ex.problem))
+        return refine.solve(engine, planner, problem)
     finally:
         refine.backtrack = plain
-    for v, rs in results.items():
+
+
+def compare(param: str, values: list, n: int, model: str, seed: int) -> None:
+    engine = DiffusionEngine(load_model(model, device="cpu"))
+    variants = {v: functools.partial(_solve_with_search, engine, **{param: v}) for v in values}
+    for v, rs in interleaved(variants, n, seed).items():
         nfe = sorted(r.nfe for r in rs)
         print(f"{param}={v}: {summary(rs)}, NFE 90th percentile {nfe[int(0.9 * len(nfe))]}")
 
@@ -70,18 +86,11 @@ def compare(param: str, values: list, n: int, model: str, seed: int) -> None:
 def orders(algs: list[str], n: int, full: int, model: str) -> None:
     lm = load_model(model, device="cpu")
     engines = {alg: DiffusionEngine(lm, alg=alg) for alg in algs}
-    planner = CountdownPlanner(sizes=(4,))
-    problems = [ex.problem for ex in planner.examples(n, random.Random(9004))]
     for alg, engine in engines.items():
-        alone = sum(refine.solve(engine, planner, p, max_rounds=1).model_only_valid for p in problems)
-        print(f"alg={alg}: 4 numbers, model alone {alone}/{n}", flush=True)
+        print(f"alg={alg}: 4 numbers, model alone {model_alone(engine, 4, n)}/{n}", flush=True)
     if full:
-        planner = CountdownPlanner(sizes=(5,))
-        results: dict = {alg: [] for alg in algs}
-        for ex in planner.examples(full, random.Random(9100)):
-            for alg, engine in engines.items():
-                results[alg].append(refine.solve(engine, planner, ex.problem))
-        for alg, rs in results.items():
+        variants = {alg: functools.partial(refine.solve, engine) for alg, engine in engines.items()}
+        for alg, rs in interleaved(variants, full, 9100).items():
             print(f"alg={alg}: 5 numbers, full system {summary(rs)}")
 
 
