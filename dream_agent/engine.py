@@ -15,10 +15,11 @@ from typing import Any
 
 from .errors import TemplateError
 from .model import DiffusionLM, load_model
-from .sampler import ALGS, DenoiseResult, denoise
+from .sampler import ALGS, DREAM_TOP_K, DenoiseResult, denoise
 from .template import Anchor, Slot, Template
 
 MASK_HOLE = re.compile(r"\[MASK:(\d+)\]")
+OPEN_HOLE = "[MASK]"  # a hole of unknown length: DreamOn's variable-length infill
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,13 @@ class SamplerConfig:
     alg: str = "entropy"  # Dream's recommended remasking order for planning
     temperature: float = 0.0  # 0 = argmax; planners want determinism
     top_p: float | None = None
-    top_k: int | None = None
+    top_k: int | None = DREAM_TOP_K  # Dream's diffusion_generate without top_k samples with 50; None = off
     alg_temp: float | None = None
     eps: float = 1e-3
     threshold: float | None = None  # Fast-dLLM parallel reveal
     block_length: int | None = None  # LLaDA blocks
+    float32_softmax: bool = False  # Dream takes probabilities in the logits' dtype (bf16 on a GPU)
+    padding_side: str = "right"  # of a batch of templates; "left" lays rows out as Dream's batched demo
 
     def __post_init__(self):
         if self.steps < 1:
@@ -42,6 +45,10 @@ class SamplerConfig:
             raise ValueError(f"unknown alg {self.alg!r}; choose one of {', '.join(ALGS)}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1 (or None for no top-k), got {self.top_k}")
+        if self.padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {self.padding_side!r}")
 
 
 class DiffusionEngine:
@@ -120,7 +127,12 @@ class DiffusionEngine:
         return Template(segments, tok, mask_token_id=self.model.mask_token_id, max_length=self.model.max_length)
 
     def infill(self, text: str, **overrides: Any) -> str:
-        """Fill every `[MASK:n]` hole (n tokens) in place and return the whole text."""
+        """Fill every `[MASK:n]` hole (n tokens) in place and return the whole text.
+
+        One `[MASK]` hole of unknown length is filled at the length the model chooses, when the model
+        is a DreamOn model (it has an expand token; see dream_agent/dreamon.py)."""
+        if OPEN_HOLE in text:
+            return self._infill_open(text, **overrides)
         template = self.infill_template(text)
         result = self.fill(template, **overrides)
         filled = template.read(result.row_ids(0))
@@ -129,3 +141,26 @@ class DiffusionEngine:
             out += [text[pos:m.start()], filled[f"mask_{n}"]]
             pos = m.end()
         return "".join(out) + text[pos:]
+
+    def _infill_open(self, text: str, *, initial: int = 4, max_new_tokens: int = 64, per_step: int = 1,
+                     **overrides: Any) -> str:
+        from .dreamon import expand_token_id, infill_variable
+
+        expand = expand_token_id(self.model)
+        if expand is None:
+            raise TemplateError("a [MASK] hole without a length needs a DreamOn model (one with an expand token); "
+                                "write [MASK:n] for a hole of n tokens")
+        if text.count(OPEN_HOLE) != 1 or MASK_HOLE.search(text):
+            raise TemplateError("variable-length infill takes exactly one [MASK] hole and no [MASK:n] holes")
+        tok = self._need_tokenizer("infill")
+        before, after = text.split(OPEN_HOLE)
+        settings = self._settings(overrides)
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        prefix = bos + tok.encode(before, add_special_tokens=False)  # DreamOn's layout: bos, prefix, masks, suffix, eos
+        suffix = tok.encode(after, add_special_tokens=False) + [tok.eos_token_id]
+        fill = infill_variable(self.model, prefix, suffix, expand_id=expand, delete_id=tok.eos_token_id,
+                               initial=initial, max_new_tokens=max_new_tokens, per_step=per_step,
+                               alg=settings["alg"], temperature=settings["temperature"], top_p=settings["top_p"],
+                               top_k=settings["top_k"], alg_temp=settings["alg_temp"],
+                               generator=settings.get("generator"))
+        return before + tok.decode(fill.ids, skip_special_tokens=True) + after

@@ -25,6 +25,10 @@ import torch.nn.functional as F
 
 from .template import Template
 
+# Dream's diffusion_generate on transformers 4.46, called without top_k, samples with top_k=50: the
+# legacy generation defaults of the model config (Dream's demo relies on it). None = no top-k.
+DREAM_TOP_K = 50
+
 LogitsHook = Callable[[int | None, torch.Tensor, torch.Tensor | None], torch.Tensor]
 TokensHook = Callable[[int | None, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -48,7 +52,9 @@ def top_k_logits(logits: torch.Tensor, top_k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
 
 
-def _probs(logits, temperature, top_p, top_k):
+def _probs(logits, temperature, top_p, top_k, float32_softmax=False):
+    """Token probabilities (M, V) in the logits' dtype, as Dream computes them; in float32 with
+    `float32_softmax` (a departure that changes bf16 fills: ties and rounding of confidences)."""
     if temperature > 0:
         logits = logits / temperature
     # Departure: a row whose every token was forbidden becomes uniform instead of NaN.
@@ -57,7 +63,7 @@ def _probs(logits, temperature, top_p, top_k):
         logits = top_p_logits(logits, top_p)
     if top_k is not None:
         logits = top_k_logits(logits, top_k)
-    return torch.softmax(logits.float(), dim=-1)  # [M, V]
+    return torch.softmax(logits.float() if float32_softmax else logits, dim=-1)  # [M, V]
 
 
 def _choose(probs, temperature, generator):
@@ -105,8 +111,8 @@ class DenoiseResult:
         return self.ids[row, : len(self.templates[row])]
 
 
-def _collate(model, templates: Sequence[Template]):
-    """Right-pad templates into x (masks written), a fixed mask, and the allowed-token table."""
+def _collate(model, templates: Sequence[Template], padding_side: str = "right"):
+    """Pad templates into x (masks written), a fixed mask, and the allowed-token table."""
     B, N = len(templates), max(len(t) for t in templates)
     device = model.device
     x = torch.full((B, N), model.pad_token_id, dtype=torch.long)
@@ -116,12 +122,13 @@ def _collate(model, templates: Sequence[Template]):
     rows: dict[tuple[int, ...], int] = {}
     for b, t in enumerate(templates):
         n = len(t)
-        x[b, :n] = t.input_ids
-        real[b, :n] = True
-        masked[b, :n] = t.masked
+        at = N - n if padding_side == "left" else 0  # where the row's first token goes
+        x[b, at:at + n] = t.input_ids
+        real[b, at:at + n] = True
+        masked[b, at:at + n] = t.masked
         for i, allowed in enumerate(t.allowed):
             if allowed is not None and bool(t.masked[i]):
-                allow_row[b, i] = rows.setdefault(tuple(allowed), len(rows))
+                allow_row[b, at + i] = rows.setdefault(tuple(allowed), len(rows))
     x[masked] = model.mask_token_id
     table = None
     if rows:
@@ -147,7 +154,8 @@ def denoise(
     alg: str = "entropy",
     temperature: float = 0.0,
     top_p: float | None = None,
-    top_k: int | None = None,
+    top_k: int | None = DREAM_TOP_K,
+    float32_softmax: bool = False,
     alg_temp: float | None = None,
     eps: float = 1e-3,
     threshold: float | None = None,
@@ -156,6 +164,7 @@ def denoise(
     tokens_hook: TokensHook | None = None,
     generator: torch.Generator | None = None,
     return_history: bool = False,
+    padding_side: str = "right",
 ) -> DenoiseResult:
     """Fill the masked positions of `templates` with `model` over at most `steps` forward passes."""
     templates = [templates] if isinstance(templates, Template) else list(templates)
@@ -173,7 +182,9 @@ def denoise(
     if max_len is not None and max(len(t) for t in templates) > max_len:
         raise ValueError(f"a template of {max(len(t) for t in templates)} tokens exceeds the model's context of {max_len}")
 
-    x, real, allow_row, table = _collate(model, templates)
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+    x, real, allow_row, table = _collate(model, templates, padding_side)
     attention_mask = None if bool(real.all()) else real.long()
     mask_id = model.mask_token_id
     confidence = torch.where(x == mask_id, torch.zeros_like(x, dtype=torch.float), torch.ones_like(x, dtype=torch.float))
@@ -186,7 +197,7 @@ def denoise(
     # Blocks (LLaDA): fill positions [start, start + L), then the next block; one block = Dream.
     masked_cols = ((x == mask_id) & real).any(0).nonzero().flatten()
     if masked_cols.numel() == 0:
-        return DenoiseResult(x, 0, confidence, real.long(), templates, history)
+        return _result(x, 0, confidence, real, templates, history, padding_side)
     first, last = int(masked_cols[0]), int(masked_cols[-1]) + 1
     length = block_length or (last - first)
     spans = [(s, min(s + length, last)) for s in range(first, last, length)]
@@ -210,14 +221,27 @@ def denoise(
             last_step = i == block_steps - 1
             if alg == "origin":
                 x = _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step,
-                                 temperature, top_p, top_k, generator)
+                                 temperature, top_p, top_k, float32_softmax, generator)
             else:
                 x = _step_ranked(x, mask_index, mask_logits, confidence, t, s, last_step, alg,
-                                 temperature, top_p, top_k, alg_temp, threshold, generator)
+                                 temperature, top_p, top_k, float32_softmax, alg_temp, threshold, generator)
             if tokens_hook is not None:
                 x = tokens_hook(i, x, logits)
             if history is not None:
                 history.append(x.clone())
+    return _result(x, nfe, confidence, real, templates, history, padding_side)
+
+
+def _result(x, nfe, confidence, real, templates, history, padding_side) -> DenoiseResult:
+    """The result, always right-padded (row b's template at ids[b, :len]), whichever side was padded."""
+    if padding_side == "left":
+        shifts = [len(t) - x.shape[1] for t in templates]  # roll each row left by its padding
+
+        def right(v: torch.Tensor) -> torch.Tensor:
+            return torch.stack([torch.roll(row, s) for row, s in zip(v, shifts)])
+
+        x, confidence, real = right(x), right(confidence), right(real)
+        history = None if history is None else [right(h) for h in history]
     return DenoiseResult(x, nfe, confidence, real.long(), templates, history)
 
 
@@ -237,14 +261,15 @@ def _constrain(mask_logits, allow_rows, table, mask_id):
     return mask_logits
 
 
-def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temperature, top_p, top_k, generator):
+def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temperature, top_p, top_k, float32_softmax,
+                 generator):
     """Dream's `origin`: each masked position is revealed with probability 1 - s/t."""
     p_transfer = 1.0 if last_step else float(1 - s / t)
     draws = torch.rand(mask_logits.shape[0], device=x.device, generator=generator)
     transfer = draws < p_transfer  # (M,)
     x0 = x[mask_index].clone()  # (M,) still MASK unless transferred
     if bool(transfer.any()):
-        probs = _probs(mask_logits[transfer], temperature, top_p, top_k)
+        probs = _probs(mask_logits[transfer], temperature, top_p, top_k, float32_softmax)
         chosen_p, tokens = _choose(probs, temperature, generator)
         x0[transfer] = tokens
         conf = confidence[mask_index]
@@ -256,9 +281,9 @@ def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temper
 
 
 def _step_ranked(x, mask_index, mask_logits, confidence, t, s, last_step, alg, temperature, top_p, top_k,
-                 alg_temp, threshold, generator):
+                 float32_softmax, alg_temp, threshold, generator):
     """maskgit_plus / topk_margin / entropy: reveal the k most confident masked positions."""
-    probs = _probs(mask_logits, temperature, top_p, top_k)  # (M, V)
+    probs = _probs(mask_logits, temperature, top_p, top_k, float32_softmax)  # (M, V)
     chosen_p, x0 = _choose(probs, temperature, generator)
     conf = CONFIDENCE[alg](probs, chosen_p)  # (M,)
 

@@ -71,7 +71,9 @@ def char_chat(**kw):
 
 
 def bpe_chat(**kw):
-    return ChatDream(engine=DiffusionEngine(bpe_lm()), temperature=1.0, **kw)
+    # top_k off: with Dream's default top-k of 50 this random 512-token model draws a `code` of BPE
+    # pieces that overrun max_length out of order for seed 0, and three rounds do not repair it.
+    return ChatDream(engine=DiffusionEngine(bpe_lm(), top_k=None), temperature=1.0, **kw)
 
 
 @pytest.mark.parametrize("make", [char_chat, bpe_chat], ids=["char", "bpe"])

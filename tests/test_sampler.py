@@ -56,7 +56,9 @@ def example_template():
 @pytest.mark.parametrize("steps", [1, 4, 11])
 def test_matches_reference_loop(tiny_lm, alg, steps):
     t = example_template()
-    ours = denoise(tiny_lm, t, steps=steps, alg=alg, generator=torch.Generator().manual_seed(7))
+    # top_k=None: the reference loop is Dream's `_sample` called with top_k=None (tests/test_dream_fidelity.py
+    # checks the omitted-top_k default against Dream's own outputs)
+    ours = denoise(tiny_lm, t, steps=steps, alg=alg, top_k=None, generator=torch.Generator().manual_seed(7))
     ids = t.input_ids.clone()
     ids[t.masked] = tiny_lm.mask_token_id
     ref = reference_denoise(tiny_lm, ids.tolist(), steps, alg, generator=torch.Generator().manual_seed(7))

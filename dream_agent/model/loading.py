@@ -6,6 +6,11 @@ A model may ship its own sampler defaults (the remasking order it was measured w
 its generation_config.json, under a "dream_agent" key; `DiffusionEngine` starts from them.
 Dream's own top-level keys there (`"alg": "origin"`, `"steps": 512`) are left alone: they are
 defaults for open-ended chat, not for filling planning templates.
+
+No code from a checkpoint is ever run (`trust_remote_code=False` throughout). Dream-org
+checkpoints name a custom tokenizer class (`tokenization_dream.py` through `auto_map`, no
+tokenizer.json); it is a Qwen2 BPE tokenizer with added tokens, so transformers' own
+`Qwen2Tokenizer` reads the same files and gives the same ids and chat text.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import cached_file
 
@@ -23,6 +29,9 @@ from .diffusion_lm import DreamDiffusionLM
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+# Custom-code tokenizer classes of published checkpoints -> the transformers class that reads
+# the same files. Another custom class is refused rather than run.
+STAND_IN_TOKENIZERS = {"DreamTokenizer": "Qwen2Tokenizer"}
 
 _loaded: dict[tuple[str, str, str], DreamDiffusionLM] = {}
 
@@ -57,6 +66,45 @@ def _check_local_dir(path: Path) -> None:
         raise ModelLoadError(f"model directory {str(path)!r} has no config.json")
     if not any((path / f).is_file() for f in WEIGHT_FILES):
         raise ModelLoadError(f"model directory {str(path)!r} has no weights (model.safetensors or pytorch_model.bin)")
+    index = path / "model.safetensors.index.json"
+    if index.is_file() and not (path / "model.safetensors").is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError):
+            raise ModelLoadError(f"the weight index {str(index)!r} is not a valid model.safetensors.index.json") from None
+        if missing := [s for s in shards if not (path / s).is_file()]:
+            raise ModelLoadError(f"model directory {str(path)!r} lacks {len(missing)} of the {len(shards)} weight files "
+                                 f"its index names (first: {missing[0]})")
+
+
+def _json_file(source: str, filename: str) -> dict | None:
+    """A JSON file of a local directory or hub repo, parsed; None when it has no such file."""
+    try:
+        file = cached_file(source, filename, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except OSError:
+        return None
+    return None if file is None else json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+def load_tokenizer(source: str, name: str):
+    """The checkpoint's tokenizer without its code: a custom class through its stand-in, else AutoTokenizer."""
+    try:
+        config = _json_file(source, "tokenizer_config.json") or {}
+    except ValueError as exc:
+        raise ModelLoadError(f"the tokenizer_config.json of {name!r} is not valid JSON: {exc}") from None
+    custom = (config.get("auto_map") or {}).get("AutoTokenizer")
+    try:
+        if custom:
+            cls_name = config.get("tokenizer_class") or str(custom)
+            stand_in = STAND_IN_TOKENIZERS.get(cls_name)
+            if stand_in is None:
+                raise ModelLoadError(f"the tokenizer of {name!r} is custom code ({cls_name}); dream-agent never runs "
+                                     f"a checkpoint's code and knows no transformers class that reads it")
+            return getattr(transformers, stand_in).from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from None
 
 
 def sampling_defaults(source: str, name: str) -> dict:
@@ -64,14 +112,7 @@ def sampling_defaults(source: str, name: str) -> dict:
     from ..engine import SamplerConfig
 
     try:
-        file = cached_file(source, "generation_config.json", _raise_exceptions_for_missing_entries=False,
-                           _raise_exceptions_for_connection_errors=False)
-    except OSError:
-        return {}
-    if file is None:
-        return {}
-    try:
-        block = json.loads(Path(file).read_text(encoding="utf-8")).get("dream_agent", {})
+        block = (_json_file(source, "generation_config.json") or {}).get("dream_agent", {})
         SamplerConfig(**block)  # unknown keys or bad values fail here, at load time
     except (ValueError, TypeError, AttributeError) as exc:
         raise ModelLoadError(f"bad sampler defaults in the generation_config.json of {name!r}: {exc}") from None
@@ -100,7 +141,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
     if key in _loaded:
         return _loaded[key]
     try:
-        model = AutoModel.from_pretrained(source, dtype=dt)
+        model = AutoModel.from_pretrained(source, dtype=dt, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = "" if path is not None else " (not a local directory, and the Hugging Face hub has no such model or cannot be reached)"
@@ -109,10 +150,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
         raise ModelLoadError(f"model {name!r} is a {getattr(model.config, 'model_type', '?')!r} model; dream-agent loads Dream models")
     tokenizer = None
     if path is None or any((path / f).is_file() for f in TOKENIZER_FILES):
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load the tokenizer of {name!r}: {str(exc).splitlines()[0]}") from None
+        tokenizer = load_tokenizer(source, name)
     lm = DreamDiffusionLM(model.to(dev), tokenizer, name=name, sampling=sampling_defaults(source, name))
     _loaded[key] = lm
     return lm
