@@ -22,6 +22,12 @@ MASK_HOLE = re.compile(r"\[MASK:(\d+)\]")
 OPEN_HOLE = "[MASK]"  # a hole of unknown length: DreamOn's variable-length infill
 
 
+# What Dream's `diffusion_generate` uses for the settings a caller leaves out (transformers 4.46: the
+# model config's legacy generation fields, not generation_config.json). SamplerConfig's defaults are
+# for filling planning templates; `DiffusionEngine(model, **DREAM_GENERATE_DEFAULTS)` restores Dream's.
+DREAM_GENERATE_DEFAULTS = {"alg": "origin", "steps": 512, "temperature": 1.0, "top_k": DREAM_TOP_K, "eps": 1e-3}
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     """Default sampling settings; every `fill`/`generate` call may override any of them."""

@@ -167,3 +167,25 @@ def test_7b_config_matches_the_published_weight_index():
     names = {n for n, _ in model.named_parameters()}
     assert names == set(index["weight_map"])
     assert sum(p.numel() for p in model.parameters()) * 2 == index["metadata"]["total_size"]
+
+
+def test_loads_by_hub_id_from_the_hub_cache(tmp_path):
+    """`load_model("Dream-org/Dream-v0-Instruct-7B")` through huggingface_hub's own cache layout (offline here:
+    the same resolution a download fills), tokenizer included, no remote code."""
+    import os
+    import subprocess
+    import sys
+
+    repo = tmp_path / "hub" / "models--Dream-org--Dream-v0-Instruct-7B"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in TINY.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    code = ("from dream_agent.model import load_model; lm = load_model('Dream-org/Dream-v0-Instruct-7B', device='cpu'); "
+            "print(type(lm.tokenizer).__name__, lm.tokenizer.mask_token_id, lm.model.config.num_hidden_layers)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["Qwen2Tokenizer", "151666", "2"]
