@@ -109,7 +109,8 @@ def backtrack(
 
     def allowed_probs(logits: torch.Tensor, where: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """(M, V) the model's probabilities at the masked positions `where`, zero where not allowed."""
-        return _probs(logits[0, where].masked_fill(~allowed, low), 0.0, None, None)
+        # float32: the search's own path scores sum log-probabilities, which bf16 would round away
+        return _probs(logits[0, where].masked_fill(~allowed, low), 0.0, None, None, float32_softmax=True)
 
     def retreat() -> torch.Tensor | None:
         """The fill of the next untried alternative (the latest, later the most probable), its token
