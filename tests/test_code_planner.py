@@ -201,3 +201,10 @@ def test_cli_check_references(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["eval", "code", "--data", str(bad), "--check-references"]) == 1
+
+
+def test_a_long_skeleton_is_windowed_for_the_model_but_validated_whole(planner, engine):
+    header = "".join(f"# line {i} of a long preamble\n" for i in range(40))  # ~1100 characters, context 256
+    problem = parse_problem(header + "x = [MASK:1]\n" + "y = 2\n" * 60, "assert x == 5 and y == 2")
+    result = planner.solve_with(engine, problem, max_rounds=3)
+    assert result.valid and result.solution.startswith(header) and result.solution.count("y = 2") == 60

@@ -178,6 +178,9 @@ class Sandbox:
 
     @property
     def isolation(self) -> Isolation:
+        """What is active for the candidates this sandbox runs (starts the server to find out)."""
+        if self._proc is None:
+            self.start()
         syscalls = ""
         if self.seccomp and self._server_seccomp:
             syscalls = "seccomp: socket, signals to other processes, ptrace, setsid, mount refused"
@@ -195,11 +198,12 @@ class Sandbox:
             self.close()
             raise SandboxError("the sandbox server did not start (is the Python executable readable inside it?)")
         self._server_seccomp = bool(hello.get("seccomp"))
-        missing = [level for level in self.require if level in self.isolation.missing()]
+        active = self.isolation
+        missing = [level for level in self.require if level in active.missing()]
         if missing:
             self.close()
             raise SandboxError(f"sandbox isolation missing here: {', '.join(missing)} "
-                               f"(active: {json.dumps(self.isolation.to_dict())})")
+                               f"(active: {json.dumps(active.to_dict())})")
 
     def start(self) -> "Sandbox":
         with self._lock:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -107,8 +107,9 @@ class CodePlanner(Planner):
     def layout(self, problem: CodeProblem, tokenizer) -> list[tuple[str | Hole, list[int]]]:
         """Each piece with the template positions it takes (anchors tokenized one at a time)."""
         out, pos = [], len(self._ends(tokenizer)[0])
-        for p in problem.pieces:
-            n = len(tokenizer.encode(p, add_special_tokens=False)) if isinstance(p, str) else self._length(p)
+        for p, shown in zip(problem.pieces, problem.template_pieces()):
+            n = len(tokenizer.encode(shown, add_special_tokens=False)) if isinstance(p, str) else self._length(p)
+            # a windowed anchor keeps its full text here: the dead-end test parses the real program
             out.append((p, list(range(pos, pos + n))))
             pos += n
         return out
@@ -125,7 +126,8 @@ class CodePlanner(Planner):
 
     def encode(self, problem: CodeProblem, tokenizer, solution: str | None = None) -> Template:
         head, tail = self._ends(tokenizer)
-        segments = [Anchor(p) if isinstance(p, str) else Slot(p.name, self._length(p)) for p in problem.pieces]
+        segments = [Anchor(p) if isinstance(p, str) else Slot(p.name, self._length(p)) for p in problem.template_pieces()
+                    if p != ""]
         segments = ([Anchor(head)] if head else []) + segments + ([Anchor(tail)] if tail else [])
         template = Template(segments, tokenizer)
         if solution is None:
@@ -223,6 +225,7 @@ class CodePlanner(Planner):
         total, best = None, None
         for length in lengths:
             concrete = problem if length is None else problem.with_lengths(length)
+            concrete = self._fit(concrete, engine)
             try:
                 result = solve(engine, self, concrete, **kwargs)
             except TemplateError:
@@ -243,6 +246,24 @@ class CodePlanner(Planner):
         total.solution, total.valid, total.violations = best.solution, best.valid, best.violations
         total.problem = problem
         return CodeSolveResult(**{f.name: getattr(total, f.name) for f in fields(total)})
+
+
+    def _fit(self, problem: CodeProblem, engine) -> CodeProblem:
+        """The problem with a window of fixed code that fits the model's context, if the whole does not."""
+        limit = getattr(engine.model, "max_length", None)
+        tok = engine.tokenizer
+        if limit is None or len(self.encode(problem, tok)) <= limit:
+            return problem
+        holes = sum(self._length(h) for h in problem.holes)
+        middle = sum(len(tok.encode(p, add_special_tokens=False)) for p in problem.pieces[1:-1] if isinstance(p, str))
+        room = limit - holes - middle - 2
+        window = max(room // 2, 0)
+        while window > 0:
+            fitted = replace(problem, window=window)
+            if len(self.encode(fitted, tok)) <= limit:
+                return fitted
+            window = int(window * 0.8)
+        return problem  # nothing fits: solve raises TemplateError, and this length is skipped
 
 
 @dataclass

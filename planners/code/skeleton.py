@@ -51,6 +51,22 @@ class CodeProblem:
     tests: tuple[CodeTest, ...] = ()
     rules: Rules = field(default_factory=Rules)
     name: str = "skeleton"
+    # characters of fixed code the *template* keeps before the first hole and after the last
+    # (None: all). A model with a short context sees a window; validators always see everything.
+    window: int | None = None
+
+    def template_pieces(self) -> tuple[str | Hole, ...]:
+        if self.window is None:
+            return self.pieces
+        pieces = list(self.pieces)
+        if isinstance(pieces[0], str):
+            head = pieces[0][-self.window:]
+            if len(head) < len(pieces[0]) and "\n" in head:
+                head = head[head.index("\n") + 1:]  # start the window at a line
+            pieces[0] = head
+        if len(pieces) > 1 and isinstance(pieces[-1], str):
+            pieces[-1] = pieces[-1][: self.window]
+        return tuple(pieces)
 
     @property
     def holes(self) -> list[Hole]:
