@@ -208,3 +208,18 @@ def test_a_long_skeleton_is_windowed_for_the_model_but_validated_whole(planner, 
     problem = parse_problem(header + "x = [MASK:1]\n" + "y = 2\n" * 60, "assert x == 5 and y == 2")
     result = planner.solve_with(engine, problem, max_rounds=3)
     assert result.valid and result.solution.startswith(header) and result.solution.count("y = 2") == 60
+
+
+def test_dream_infill_format_on_a_tiny_dream(planner, engine):
+    """[bos] prefix [mask]*n suffix [eos]: no chat template, no fill-in-the-middle tokens (DreamOn's format)."""
+    tok = engine.tokenizer
+    problem = parse_problem("def f(x):\n    return [MASK:5]\n", "assert f(1) == 1")
+    template = planner.encode(problem, tok)
+    ids = template.input_ids.tolist()
+    prefix = tok.encode("def f(x):\n    return ", add_special_tokens=False)
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+    assert ids[1:1 + len(prefix)] == prefix and ids[1 + len(prefix):6 + len(prefix)] == [engine.model.mask_token_id] * 5
+    assert template.slots["hole_0"] == list(range(1 + len(prefix), 6 + len(prefix)))
+    filled = engine.fill(template, steps=5)  # the tiny random Dream fills the holes and nothing else
+    out = filled.row_ids(0).tolist()
+    assert out[: 1 + len(prefix)] == ids[: 1 + len(prefix)] and out[-2:] == ids[-2:]
