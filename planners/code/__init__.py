@@ -107,11 +107,23 @@ class CodePlanner(Planner):
     def layout(self, problem: CodeProblem, tokenizer) -> list[tuple[str | Hole, list[int]]]:
         """Each piece with the template positions it takes (anchors tokenized one at a time)."""
         out, pos = [], len(self._ends(tokenizer)[0])
-        for p, shown in zip(problem.pieces, problem.template_pieces()):
+        for p, shown in zip(problem.pieces, self._shown(problem, tokenizer)):
             n = len(tokenizer.encode(shown, add_special_tokens=False)) if isinstance(p, str) else self._length(p)
             # a windowed anchor keeps its full text here: the dead-end test parses the real program
             out.append((p, list(range(pos, pos + n))))
             pos += n
+        return out
+
+    @staticmethod
+    def _shown(problem: CodeProblem, tokenizer) -> list[str | Hole]:
+        """The pieces the model sees: the window, and any character the tokenizer has no token for
+        (a character model's "➞" in a docstring) as a space. Validators see the real text."""
+        unk = getattr(tokenizer, "unk_token_id", None)
+        out: list[str | Hole] = []
+        for p in problem.template_pieces():
+            if isinstance(p, str) and unk is not None and unk in tokenizer.encode(p, add_special_tokens=False):
+                p = "".join(ch if unk not in tokenizer.encode(ch, add_special_tokens=False) else " " for ch in p)
+            out.append(p)
         return out
 
     def _length(self, hole: Hole) -> int:
@@ -126,8 +138,8 @@ class CodePlanner(Planner):
 
     def encode(self, problem: CodeProblem, tokenizer, solution: str | None = None) -> Template:
         head, tail = self._ends(tokenizer)
-        segments = [Anchor(p) if isinstance(p, str) else Slot(p.name, self._length(p)) for p in problem.template_pieces()
-                    if p != ""]
+        segments = [Anchor(p) if isinstance(p, str) else Slot(p.name, self._length(p))
+                    for p in self._shown(problem, tokenizer) if p != ""]
         segments = ([Anchor(head)] if head else []) + segments + ([Anchor(tail)] if tail else [])
         template = Template(segments, tokenizer)
         if solution is None:
