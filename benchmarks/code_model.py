@@ -55,7 +55,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, path in (("trained", args.model), ("random_weights", random_twin(args.model, tmp))):
             engine = DiffusionEngine(load_model(path, device="cpu"))
-            m = evaluate(engine, planner, problems, max_rounds=args.max_rounds).metrics
+            progress = lambda i, r, label=label: print(label, i, r.model_only_valid, r.valid, round(r.seconds, 2),  # noqa: E731
+                                                       file=sys.stderr, flush=True)
+            m = evaluate(engine, planner, problems, max_rounds=args.max_rounds, on_result=progress).metrics
             out[label] = {"model_only": round(m.model_only_rate, 4), "full_system": round(m.solve_rate, 4),
                           "median_seconds": round(m.median_seconds, 3), "mean_nfe": round(m.mean_nfe, 1)}
             print(label, out[label], file=sys.stderr, flush=True)

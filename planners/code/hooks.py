@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import tokenize
+import warnings
 
 import torch
 
@@ -35,7 +36,9 @@ def prefix_is_dead(prefix: str, forbidden: frozenset[str] = frozenset(), hole_st
     """Why no continuation of `prefix` can be a valid program (None: it may still be)."""
     last_line = prefix.count("\n") + 1
     try:
-        compile(prefix, "<prefix>", "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: no code generated
+        with warnings.catch_warnings():  # a fill such as "1if" warns before it fails; the warning is noise here
+            warnings.simplefilter("ignore")
+            compile(prefix, "<prefix>", "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST: no code generated
     except SyntaxError as e:
         if e.lineno is not None and e.lineno < last_line and not any(s in (e.msg or "") for s in NOT_FINISHED):
             return f"syntax error on line {e.lineno}: {e.msg}"

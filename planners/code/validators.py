@@ -12,6 +12,7 @@ that line's tokens only.
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass
 
 from dream_agent.sandbox import Sandbox
@@ -65,7 +66,9 @@ def _blame_lines(spans: list[HoleSpan], program: str, first: int, last: int) -> 
 
 def syntax_violations(program: str, spans: list[HoleSpan]) -> list[Violation]:
     try:
-        ast.parse(program)
+        with warnings.catch_warnings():  # invalid escapes and the like warn; only errors count
+            warnings.simplefilter("ignore")
+            ast.parse(program)
     except SyntaxError as e:
         line = e.lineno or 1
         slots, positions = _blame_lines(spans, program, line, e.end_lineno or line)
@@ -84,7 +87,9 @@ def rule_violations(problem: CodeProblem, program: str, spans: list[HoleSpan]) -
     if not (rules.forbid_names or rules.forbid_imports or rules.allow_imports is not None):
         return []
     out: list[Violation] = []
-    tree = ast.parse(program)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = ast.parse(program)
     for node in ast.walk(tree):
         found: list[str] = []
         if isinstance(node, ast.Name) and node.id in rules.forbid_names:
