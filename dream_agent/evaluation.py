@@ -104,8 +104,9 @@ def evaluate(
     max_rounds = rounds_for(planner, max_rounds)  # recorded in the metrics as a number
     results = []
     for i, problem in enumerate(problems):
-        result = solve(engine, planner, problem, steps=steps, max_rounds=max_rounds,
-                       constraints=constraints, search=search, samples=samples, seed=seed + i)
+        run = planner.solve_with if hasattr(planner, "solve_with") else (lambda e, pr, **kw: solve(e, planner, pr, **kw))
+        result = run(engine, problem, steps=steps, max_rounds=max_rounds,
+                     constraints=constraints, search=search, samples=samples, seed=seed + i)
         results.append(result)
         if on_result is not None:
             on_result(i, result)

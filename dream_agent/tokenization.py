@@ -26,8 +26,9 @@ def char_tokenizer(alphabet: Iterable[str]) -> PreTrainedTokenizerFast:
             chars.append(ch)
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + chars)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    # Every character is its own piece; newlines too (the split keeps unmatched text as pieces).
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    # Every character is its own piece, newlines included: with "." a run of newlines stayed one
+    # piece ("\n\n" -> unk), which code, unlike grids, has everywhere.
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()  # join pieces back without spaces
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token=PAD, mask_token=MASK, unk_token=UNK, bos_token=BOS, eos_token=EOS

@@ -61,6 +61,8 @@ def eval_command(
     plot_steps: Annotated[str | None, typer.Option(
         help="step counts for --plot, e.g. 4,8,16 (default: 1/16 of the masks up to all of them)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON line on stdout")] = False,
+    check_references: Annotated[bool, typer.Option(
+        "--check-references", help="no model: every reference solution must pass the validators, a null one fail")] = False,
 ) -> None:
     """Solve every problem in a dataset; report full-system solve rate beside the model alone."""
     from planners import get_planner
@@ -70,6 +72,10 @@ def eval_command(
         examples = planner.load_dataset(data)
     except NotImplementedError as e:
         raise DreamAgentError(str(e)) from None
+    if check_references:
+        from .references import references_command
+
+        raise typer.Exit(references_command(planner, data, examples[:limit], as_json))
     problems = [ex.problem for ex in examples][:limit]
     if not problems:
         raise DreamAgentError(f"{data} holds no problems")

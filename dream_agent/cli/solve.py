@@ -120,7 +120,9 @@ def solve_command(
     from planners import get_planner
 
     planner = get_planner(planner_name)
-    parsed = planner.parse(problem_text(problem, target))  # bad input fails here, before the model stack loads
+    # A planner with options of its own (code: --skeleton F --tests T --forbid NAME) reads the raw arguments.
+    from_args = getattr(planner, "problem_from_args", None)
+    parsed = from_args(problem) if from_args else planner.parse(problem_text(problem, target))  # fails before the model loads
     from dream_agent.refine import rounds_for, solve
 
     max_rounds = rounds_for(planner, max_rounds)
@@ -134,8 +136,10 @@ def solve_command(
                            search=search, samples=samples, seed=seed, on_step=view)
         result.seconds = max(result.seconds - view.paused, 0.0)  # report the solving, not the animation's pacing
     else:
-        result = solve(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
-                       search=search, samples=samples, seed=seed)
+        run = getattr(planner, "solve_with", None)  # a planner that wraps `solve` (code: holes tried at several lengths)
+        run = (lambda e, pl, pr, **kw: pl.solve_with(e, pr, **kw)) if run else solve
+        result = run(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
+                     search=search, samples=samples, seed=seed)
 
     unsolved = (f"no valid answer fits the template: the search tried every fill the constraints allow"
                 if result.exhausted else f"not solved within {plural(max_rounds, 'round')}")
