@@ -72,7 +72,8 @@ def train_small_model(
         raise DreamAgentError("steps and batch size must be at least 1 and the learning rate positive")
     out = Path(out)
     checkpoints = out / "checkpoints"
-    tokenizer = char_tokenizer(planner.alphabet)
+    # A planner with its own vocabulary (the tasks planner's words from a PDDL domain) builds its tokenizer.
+    tokenizer = planner.tokenizer() if callable(getattr(planner, "tokenizer", None)) else char_tokenizer(planner.alphabet)
 
     resume_from = find_resumable(checkpoints) if resume else None
     if not resume and checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*")):
@@ -132,17 +133,20 @@ def train_small_model(
         parameters=count_parameters(model), solve_rate=rate, heldout=heldout,
         final_loss=losses[-1] if losses else None, resumed_from=done, solve_history=solve_cb.history,
     )
-    write_model_dir(out, model, tokenizer, model_card(planner, report, command, config))
+    extra = planner.model_files() if callable(getattr(planner, "model_files", None)) else {}
+    write_model_dir(out, model, tokenizer, model_card(planner, report, command, config), extra)
     return report
 
 
-def write_model_dir(out: Path, model, tokenizer, card: str) -> None:
+def write_model_dir(out: Path, model, tokenizer, card: str, extra: dict[str, str] | None = None) -> None:
     """Save model, tokenizer and card next to each other, each file moved into place whole."""
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / "README.md").write_text(card)
+    for name, text in (extra or {}).items():  # files a planner needs beside its model (the tasks planner's domain)
+        (staging / name).write_text(text)
     for item in staging.iterdir():
         os.replace(item, out / item.name)
     staging.rmdir()
