@@ -112,12 +112,20 @@ def _parse(domain_text: str, problem_text: str | None):
 
 def refuse_unsupported(up_problem) -> None:
     """A one-line error naming the first requirement the encoding cannot handle."""
-    for feature in sorted(up_problem.kind.features):
-        if feature not in SUPPORTED and feature not in ("SIMULATED_EFFECTS",):
-            if feature in REQUIREMENT:
-                raise ProblemError(f"the tasks planner does not support {REQUIREMENT[feature]} "
-                                   f"(this PDDL uses {feature.lower().replace('_', ' ')})")
-            raise ProblemError(f"the tasks planner does not support the PDDL feature {feature.lower().replace('_', ' ')}")
+    unsupported = [f for f in up_problem.kind.features if f not in SUPPORTED]
+    for feature in sorted(unsupported, key=lambda f: (_requirement(f) is None, f)):  # named ones first
+        if _requirement(feature) is not None:
+            raise ProblemError(f"the tasks planner does not support {_requirement(feature)} "
+                               f"(this PDDL uses {feature.lower().replace('_', ' ')})")
+        raise ProblemError(f"the tasks planner does not support the PDDL feature {feature.lower().replace('_', ' ')}")
+
+
+def _requirement(feature: str) -> str | None:
+    if feature in REQUIREMENT:
+        return REQUIREMENT[feature]
+    if any(w in feature for w in ("NUMERIC", "INCREASE", "DECREASE", "INT_", "REAL_", "FLUENTS_IN")):
+        return ":numeric-fluents"
+    return None
 
 
 @dataclass(frozen=True)
@@ -251,12 +259,12 @@ def canonical_names(domain: Domain, typed_objects: list[tuple[str, str]]) -> dic
 class Task:
     """One problem of a domain in canonical names (the original names kept for people)."""
 
-    domain: Domain
+    domain: Domain = field(repr=False)
     objects: list[tuple[str, str]]  # (canonical token, type), declaration order
     init: frozenset  # facts true at the start (static ones included)
     goal: tuple[tuple[bool, Fact], ...]  # (positive, fact)
     original: dict[str, str] = field(default_factory=dict)  # canonical -> the problem's own name
-    up_problem: object = None  # the parsed problem, for the validator (None for generated problems)
+    up_problem: object = field(default=None, repr=False)  # the parsed problem, for the validator (None for generated problems)
 
     @classmethod
     def from_up(cls, domain: Domain, up, *, max_objects: dict[str, int] | None = None) -> Task:
