@@ -31,6 +31,8 @@ def train(
     problem: str = typer.Option(None, "--problem", help="tasks: a problem file to generate training problems from."),
     data: str = typer.Option(None, "--data", help="tasks: oracle-solved problems (JSONL from planners.tasks.dataset)."),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="tasks: plan slots (default: from the data)."),
+    data_problems: int = typer.Option(1500, "--data-problems", min=1,
+                                      help="tasks: problems generated from --problem and solved by the oracle."),
 ) -> None:
     """Train a small diffusion model for PLANNER on data its own generator makes."""
     import torch
@@ -50,7 +52,7 @@ def train(
         from .tasks_options import training_planner
 
         log = lambda m: typer.echo(m, err=True)  # noqa: E731
-        plan = training_planner(domain, problem, data, max_steps, out, log=log)
+        plan = training_planner(domain, problem, data, max_steps, out, n_problems=data_problems, log=log)
     loss = DiffusionLoss(weight=loss_weight)
     command = "dream-agent " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     console = Console(stderr=True)

@@ -69,6 +69,9 @@ class TasksPlanner(Planner):
             self.domain = Domain.from_file(domain)
         if model_dir is not None and (Path(model_dir) / SETTINGS_FILE).is_file():
             settings = json.loads((Path(model_dir) / SETTINGS_FILE).read_text())
+            if self.domain is not None and settings.get("domain") not in (None, self.domain.name):
+                raise ProblemError(f"the model in {model_dir} was not trained for domain {self.domain.name!r} "
+                                   f"(it was trained for {settings['domain']!r})")
             self.max_steps = int(settings["max_steps"])
             self.max_objects = {k: int(v) for k, v in settings["max_objects"].items()}
         if max_steps is not None:
