@@ -278,3 +278,11 @@ def test_examples_are_suffixes_of_oracle_plans(blocks):
     planner = TasksPlanner(blocks.domain, max_steps=20, max_objects={"o": 8}, records=records)
     for ex in planner.examples(12, random.Random(0)):
         assert planner.check(ex.problem, ex.solution) == []
+
+
+def test_a_plan_longer_than_the_models_context_is_refused(blocks):
+    planner = TasksPlanner.for_domain(BLOCKS / "domain.pddl", max_steps=20, max_objects={"o": 8})
+    planner.context = 64
+    p = planner.problem(BLOCKS / "probBLOCKS-4-0.pddl")
+    with pytest.raises(ProblemError, match="more than the model's context of 64"):
+        planner.encode(p, planner.tokenizer())

@@ -109,6 +109,7 @@ def setup(opts: dict, model: str | None):
                                   f"slots (its context); choose at most {planner.max_steps}")
         planner.max_steps = opts["max_steps"]
     problem = planner.problem(opts["problem"], anchors=opts["anchor"], forbid=opts["forbid"], before=opts["before"])
+    planner.encode(problem, planner.tokenizer())  # a template past the model's context fails here, in one line
     return planner, problem, path
 
 

@@ -88,7 +88,10 @@ def encode(task: Task, rules: Rules, tokenizer, max_steps: int, *, vocab: Vocab 
             continue
         segments.append(Slot(names[0], 1, allowed=acts))
         segments += [Slot(n, 1, allowed=objs) for n in names[1:]]
-    template = Template(segments, tokenizer, max_length=max_length)
+    template = Template(segments, tokenizer)
+    if max_length is not None and len(template) > max_length:
+        raise ProblemError(f"the problem and a plan of {max_steps} steps take {len(template)} positions, more than the "
+                           f"model's context of {max_length}; use fewer --max-steps or a model trained for larger problems")
     if solution is not None:
         # A training target: the plan's tokens are the maskable part, the prompt stays fixed.
         start = len(segments[0].content)

@@ -55,6 +55,7 @@ class TasksPlanner(Planner):
             n_held = max(1, int(len(records) * heldout_share)) if len(records) > 20 else 0
             self.records, self.heldout = records[: len(records) - n_held], records[len(records) - n_held:]
         self._vocab: dict[int, Vocab] = {}
+        self.context: int | None = None  # the model's positions, once configured from a model directory
 
     # ---- configuration ------------------------------------------------------------------
 
@@ -74,12 +75,22 @@ class TasksPlanner(Planner):
                                    f"(it was trained for {settings['domain']!r})")
             self.max_steps = int(settings["max_steps"])
             self.max_objects = {k: int(v) for k, v in settings["max_objects"].items()}
+        if model_dir is not None and (Path(model_dir) / "config.json").is_file():
+            config = json.loads((Path(model_dir) / "config.json").read_text())
+            self.context = config.get("absolute_position_embeddings") or config.get("max_position_embeddings")
         if max_steps is not None:
             self.max_steps = max_steps
         return self
 
     def settings(self) -> dict:
         return {"domain": self.domain.name, "max_steps": self.max_steps, "max_objects": self.max_objects}
+
+    @property
+    def data_note(self) -> str:
+        """How the training examples were made (the model card's data line)."""
+        return (f"drawn from {len(self.records):,} problems solved by Fast Downward (fast-downward-opt; "
+                f"{len(self.heldout)} more held out): a random suffix of each shortest plan from the state it starts "
+                f"in, objects re-declared in a random order; no evaluation file was used")
 
     def model_files(self) -> dict[str, str]:
         """Written beside a trained model: its settings and the domain it was trained on."""
@@ -159,8 +170,7 @@ class TasksPlanner(Planner):
         target = None
         if solution is not None:
             target = [tuple(line.split()) for line in solution.strip().splitlines() if line.strip()]
-        max_length = getattr(tokenizer, "model_max_length", None)
-        max_length = max_length if isinstance(max_length, int) and max_length < 1_000_000 else None
+        max_length = self.context
         return encode(problem.task, problem.rules, tokenizer, self.max_steps, vocab=self.vocab(tokenizer),
                       solution=target, max_length=max_length)
 
