@@ -11,7 +11,7 @@ the goal already holds), minus what the user's rules rule out. Later steps are o
 domain's shapes (an action's arity, its parameter types, no-op padding after a no-op).
 
 Dead end: a known step that is not applicable, a no-op before the goal holds, an action after a
-no-op, or a goal the relaxed planning graph (delete effects ignored, h_max layers) cannot reach
+no-op, a return to a state the plan was already in (without user rules), or a goal the relaxed planning graph (delete effects ignored, h_max layers) cannot reach
 in the steps left. No planner is called: the model proposes, these only prune.
 """
 
@@ -59,7 +59,10 @@ class PlanHook:
         self.goal_pos = frozenset(f for p, f in task.goal if p)
         # The most goal facts one action can add: unmet goals / this is a second lower bound on the steps left.
         self.goal_adds = max([len(g.add & self.goal_pos) for g in task.actions] + [1]) or 1
-        self._prefix: dict[tuple, tuple] = {}
+        # Without user rules a plan that revisits a state can be cut short, so no shortest plan does:
+        # returning to an earlier state is a dead end. (Anchors or orderings may need a detour.)
+        self.no_cycles = not rules
+        self._seen: set = set()
         self._hmax: dict[frozenset, int] = {}
 
     # ---- reading a row -------------------------------------------------------------------
@@ -71,12 +74,12 @@ class PlanHook:
     def _prefix_state(self, steps: list[tuple[int, ...]]):
         """(k, state, done, dead): k = index of the first step with a masked token (or max_steps),
         state after steps before k, the steps done (canonical), dead = the known prefix is broken."""
-        key = []
         state, done, ended = self.task.init, [], False
+        seen = {state}
         for k, ids in enumerate(steps):
             if self.mask_id in ids:
+                self._seen = seen
                 return k, state, done, ended, False
-            key.append(ids)
             if ids[0] == self.noop:
                 if not ended and not self.task.satisfied(state):
                     return k, state, done, ended, True
@@ -90,6 +93,9 @@ class PlanHook:
             if g is None or not g.applicable(state) or not self.rules.allows(g.step, done):
                 return k, state, done, ended, True
             state = g.apply(state)
+            if self.no_cycles and state in seen:
+                return k, state, done, ended, True
+            seen.add(state)
             done = done + [g.step]
         last_ok = self.rules.last is None or (done and done[-1] == self.rules.last)
         return len(steps), state, done, ended, not (self.task.satisfied(state) and last_ok)
@@ -132,7 +138,9 @@ class PlanHook:
         for b, row in enumerate(x.tolist()):
             steps = self._steps(row)
             k, state, done, ended, dead = self._prefix_state(steps)
-            if dead:
+            acts = [j for j, ids in enumerate(steps) if ids[0] not in (self.noop, self.mask_id)]
+            noops = [j for j, ids in enumerate(steps) if ids[0] == self.noop]
+            if dead or (acts and noops and min(noops) < max(acts)):  # an action after the no-op end
                 out[b] = True
             elif not ended and k < self.max_steps:
                 h = self.h_max(state)
@@ -185,13 +193,17 @@ class PlanHook:
         out = []
         if dead or k >= self.max_steps:
             return out
-        # A known action later on means the plan has not ended before it.
+        # A known action later on means the plan has not ended before it; a known no-op, that it has after it.
         last_action = max((j for j, ids in enumerate(steps) if ids[0] not in (self.noop, self.mask_id)), default=-1)
+        first_noop = min((j for j, ids in enumerate(steps) if ids[0] == self.noop), default=self.max_steps)
         # Step k: applicable actions consistent with its known tokens.
         ids = steps[k]
         cands = []
         if not ended:
+            seen = self._seen
             for g in self.task.applicable(state):
+                if self.no_cycles and g.apply(state) in seen:
+                    continue
                 if self.rules.allows(g.step, done):
                     if k == self.max_steps - 1 and self.rules.last is not None and g.step != self.rules.last:
                         continue
@@ -213,7 +225,8 @@ class PlanHook:
             shapes = [] if ids[0] not in (self.mask_id, self.noop) else [(self.noop, [{self.none}] * self.arity)]
             if ids[0] == self.mask_id and last_action > k2:
                 shapes = []  # a known action comes later: this step is no no-op
-            shapes += [(a, cols) for a, cols in self.shape.items() if ids[0] in (self.mask_id, a)]
+            if first_noop >= k2:  # after a no-op only no-ops
+                shapes += [(a, cols) for a, cols in self.shape.items() if ids[0] in (self.mask_id, a)]
             shapes = [(a, cols) for a, cols in shapes
                       if all(t == self.mask_id or t in cols[j - 1] for j, t in enumerate(ids) if j)]
             if ids[0] == self.mask_id:
