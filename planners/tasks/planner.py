@@ -188,6 +188,11 @@ class TasksPlanner(Planner):
         arity = problem.task.domain.max_arity
         return [s for k in range(min(steps), self.max_steps + 1) for s in step_slots(k, arity) if s in template.slots]
 
+    def search_window(self, template: Template) -> int:
+        """The search builds the plan step by step: it chooses among the first open step's positions
+        (the hooks know exactly what may go there; later steps only by shape)."""
+        return template.step_width
+
     def constraints(self, problem: TaskProblem, template: Template, tokenizer) -> Constraints:
         from .hooks import PlanHook
 
