@@ -63,6 +63,8 @@ class PlanHook:
         # returning to an earlier state is a dead end. (Anchors or orderings may need a detour.)
         self.no_cycles = not rules
         self._seen: set = set()
+        self._memo: dict = {}  # a row's steps -> what _walk read from them (dead_end and the hook ask alike)
+        self._app: dict = {}  # state -> applicable ground actions
         self._hmax: dict[frozenset, int] = {}
 
     # ---- reading a row -------------------------------------------------------------------
@@ -72,6 +74,22 @@ class PlanHook:
         return [tuple(row[s + k * w: s + (k + 1) * w]) for k in range(self.max_steps)]
 
     def _prefix_state(self, steps: list[tuple[int, ...]]):
+        key = tuple(steps)
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) > 50_000:
+                self._memo.clear()
+            hit = self._memo[key] = (self._walk(steps), self._seen)
+        self._seen = hit[1]
+        return hit[0]
+
+    def _applicable(self, state: frozenset):
+        out = self._app.get(state)
+        if out is None:
+            out = self._app[state] = self.task.applicable(state)
+        return out
+
+    def _walk(self, steps: list[tuple[int, ...]]):
         """(k, state, done, dead): k = index of the first step with a masked token (or max_steps),
         state after steps before k, the steps done (canonical), dead = the known prefix is broken."""
         state, done, ended = self.task.init, [], False
@@ -201,7 +219,7 @@ class PlanHook:
         cands = []
         if not ended:
             seen = self._seen
-            for g in self.task.applicable(state):
+            for g in self._applicable(state):
                 if self.no_cycles and g.apply(state) in seen:
                     continue
                 if self.rules.allows(g.step, done):
