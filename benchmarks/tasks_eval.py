@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--max-rounds", type=int, default=None)
     ap.add_argument("--group-by", default=r"-(\d+)-\d+$", help="regex on the file stem; group 1 names the row")
     ap.add_argument("--no-random", action="store_true", help="skip the random-weight run")
+    ap.add_argument("--only-random", action="store_true", help="only the random-weight run (rows show its figures)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -49,8 +50,14 @@ def main() -> None:
     lm = load_model(args.model, device="cpu")
     engine = DiffusionEngine(lm)
     kwargs = {} if args.max_rounds is None else {"max_rounds": args.max_rounds}
-    rows = evaluate_tasks(engine, planner, problems, names, oracle=True, **kwargs)
     random_rows = []
+    if args.only_random:
+        torch.manual_seed(0)
+        lm = DreamDiffusionLM(DreamModel(lm.model.config).eval(), lm.tokenizer, name="random weights")
+        engine = DiffusionEngine(lm, alg=engine.settings.alg)
+        args.no_random = True
+        print("random weights of the model's shape: the model-alone and full-system columns are theirs")
+    rows = evaluate_tasks(engine, planner, problems, names, oracle=True, **kwargs)
     if not args.no_random:
         torch.manual_seed(0)
         rlm = DreamDiffusionLM(DreamModel(lm.model.config).eval(), lm.tokenizer, name="random weights")
