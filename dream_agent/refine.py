@@ -111,7 +111,8 @@ def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_
     alg = engine.settings.alg if engine.settings.alg in CONFIDENCE else "entropy"
     view = None if on_step is None else (lambda step, row: on_step(2, step, row, base))
     result = backtrack(engine.model, base, accept=accept, logits_hook=hooks.logits_hook, dead_end=hooks.dead_end,
-                       max_nfe=max(1, budget), alg=alg, on_step=view)
+                       max_nfe=max(1, budget), alg=alg, on_step=view,
+                       window=getattr(planner, "search_window", lambda template: None)(base))
     best = None
     if result.ids is not None:
         solution = planner.decode(problem, base, result.ids)

@@ -74,6 +74,7 @@ def backtrack(
     alg: str = "entropy",
     reuse_above: float | None = 0.9,
     depth_first: int | None = None,
+    window: int | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SearchResult:
     """Depth-first, then best-first search over fills of `template`, in the order `model` ranks them.
@@ -85,6 +86,8 @@ def backtrack(
         a new pass (None: a pass at every choice);
     depth_first: retreat to the latest choice until this many forward passes are spent, then to
         the most probable alternative (None: one pass per masked position; 0: best-first only);
+    window: choose only among the first `window` masked positions, left to right (a semi-autoregressive
+        search, as LLaDA's blocks are for the sampler: a plan is built step by step); None: anywhere;
     on_step(nfe, x_row) sees the fill after every node (a live view).
     """
     if alg not in CONFIDENCE:
@@ -175,7 +178,10 @@ def backtrack(
                 nfe += 1
                 probs = allowed_probs(dive_logits, where, allowed)
             chosen_p, _ = probs.max(-1)  # (M,)
-            at = int(CONFIDENCE[alg](probs, chosen_p).argmax())
+            score = CONFIDENCE[alg](probs, chosen_p)  # (M,)
+            if window is not None:
+                score = score[:window]  # `where` is in position order: the leftmost masked positions
+            at = int(score.argmax())
             order = [int(t) for t in torch.argsort(probs[at], descending=True)[: int(counts[at])]]
             # only the allowed tokens' log-probabilities: a vocabulary-wide list would cost Dream 7B 152k floats
             logp = probs[at, order].clamp_min(torch.finfo(probs.dtype).tiny).log().tolist()

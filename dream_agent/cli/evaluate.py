@@ -46,7 +46,7 @@ def metrics_table(rows, *, title: str, caption: str = "") -> Table:
 @app.command("eval")
 def eval_command(
     planner_name: PlannerArg,
-    data: Annotated[str, typer.Option(help="evaluation file the planner reads (e.g. .jsonl, .txt)")],
+    data: Annotated[str | None, typer.Option(help="evaluation file the planner reads (e.g. .jsonl, .txt)")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N problems")] = None,
     model: ModelOpt = None,
     steps: StepsOpt = None,
@@ -63,9 +63,22 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as one JSON line on stdout")] = False,
     check_references: Annotated[bool, typer.Option(
         "--check-references", help="no model: every reference solution must pass the validators, a null one fail")] = False,
+    domain: Annotated[str | None, typer.Option(help="tasks: the PDDL domain file")] = None,
+    problems_dir: Annotated[str | None, typer.Option("--problems", help="tasks: a directory of PDDL problem files")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights/--no-random-weights",
+                                                 help="tasks: also a random-weight model's full-system figure")] = True,
 ) -> None:
     """Solve every problem in a dataset; report full-system solve rate beside the model alone."""
     from planners import get_planner
+
+    if planner_name == "tasks":  # PDDL problem files, the oracle's lengths beside ours: see tasks_options
+        from .tasks_options import eval_tasks
+
+        return eval_tasks(domain=domain, problems_dir=problems_dir or data, model=model, device=device, alg=alg,
+                          limit=limit, max_rounds=max_rounds, random_weights=random_weights, oracle=True, seed=seed,
+                          as_json=as_json)
+    if data is None:
+        raise DreamAgentError("eval needs --data FILE")
 
     planner = get_planner(planner_name)
     try:

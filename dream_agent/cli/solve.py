@@ -102,7 +102,9 @@ DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
 @app.command("solve", context_settings={"ignore_unknown_options": True})
 def solve_command(
     planner_name: PlannerArg,
-    problem: Annotated[list[str], typer.Argument(metavar="PROBLEM", help="the problem text, a file holding it, or - for stdin")],
+    problem: Annotated[list[str], typer.Argument(metavar="PROBLEM", help="the problem text, a file holding it, or - for stdin "
+                                                 "(tasks: --domain D --problem P [--anchor ...] [--forbid ...] "
+                                                 "[--before A B] [--max-steps N] [--dot F])")],
     target: Annotated[str | None, typer.Option(help="the target (countdown), appended to the problem as 'target: T'")] = None,
     model: ModelOpt = None,
     steps: StepsOpt = None,
@@ -118,6 +120,12 @@ def solve_command(
 ) -> None:
     """Solve one problem: the model fills the template, validators check, refinement repairs."""
     from planners import get_planner
+
+    if planner_name == "tasks":  # PDDL in: its own options (--domain, --problem, --anchor, ...), see tasks_options
+        from .tasks_options import solve_tasks
+
+        return solve_tasks(problem, model=model, device=device, alg=alg, steps=steps, max_rounds=max_rounds,
+                           constraints=constraints, search=search, seed=seed, as_json=as_json, show=show)
 
     planner = get_planner(planner_name)
     # A planner with options of its own (code: --skeleton F --tests T --forbid NAME) reads the raw arguments.

@@ -27,6 +27,12 @@ def train(
     eval_every: int = typer.Option(0, "--eval-every", min=0, help="Held-out solve rate every N steps (0: only at the end)."),
     heldout: int = typer.Option(64, min=0, help="Held-out generated problems for the solve rate."),
     threads: int = typer.Option(0, min=0, help="CPU threads for torch (0: torch's default)."),
+    domain: str = typer.Option(None, "--domain", help="tasks: the PDDL domain file."),
+    problem: str = typer.Option(None, "--problem", help="tasks: a problem file to generate training problems from."),
+    data: str = typer.Option(None, "--data", help="tasks: oracle-solved problems (JSONL from planners.tasks.dataset)."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="tasks: plan slots (default: from the data)."),
+    data_problems: int = typer.Option(1500, "--data-problems", min=1,
+                                      help="tasks: problems generated from --problem and solved by the oracle."),
 ) -> None:
     """Train a small diffusion model for PLANNER on data its own generator makes."""
     import torch
@@ -42,6 +48,11 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     plan = get_planner(planner)
+    if plan.name == "tasks":
+        from .tasks_options import training_planner
+
+        log = lambda m: typer.echo(m, err=True)  # noqa: E731
+        plan = training_planner(domain, problem, data, max_steps, out, n_problems=data_problems, log=log)
     loss = DiffusionLoss(weight=loss_weight)
     command = "dream-agent " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
     console = Console(stderr=True)

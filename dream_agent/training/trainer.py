@@ -130,7 +130,9 @@ class SolveRateCallback(TrainerCallback):
         self.planner, self.every, self.batch_size = planner, every, batch_size
         self.tokenizer = MemoTokenizer(tokenizer)
         # A seed no training stream uses (streams seed with "dream-agent/<seed>/<chunk>").
-        self.problems = [ex.problem for ex in planner.examples(n, random.Random(f"heldout/{seed}"))]
+        # A planner drawing from a fixed pool of solved problems keeps some apart (`heldout_examples`).
+        draw = getattr(planner, "heldout_examples", planner.examples)
+        self.problems = [ex.problem for ex in draw(n, random.Random(f"heldout/{seed}"))]
         self.history: list[tuple[int, float]] = []
 
     def solve_rate(self, model) -> float:
