@@ -11,7 +11,12 @@ pure function over the `DiffusionLM` contract, with these departures (each marke
   - `block_length` (LLaDA's semi-autoregressive blocks): masks are filled block by block,
     left to right, each block with its share of the steps;
   - the loop stops once nothing is masked (Dream keeps calling the model; same tokens);
-  - random draws take an optional `torch.Generator`, so a run can be repeated.
+  - random draws take an optional `torch.Generator`, so a run can be repeated;
+  - a batch is right-padded by default; `padding_side="left"` lays it out as Dream's batched
+    demo does (the same tokens in float32; in bf16 rounding follows the layout). Hooks see the
+    padded batch; the result is always right-padded.
+Dream's defaults are kept: top_k 50 when none is given, probabilities in the logits' dtype
+(`float32_softmax=True` departs). docs/DREAM.md tabulates every difference.
 """
 
 from __future__ import annotations
