@@ -16,9 +16,9 @@ from typing import Any
 from .errors import TemplateError
 from .model import DiffusionLM, load_model
 from .sampler import ALGS, DenoiseResult, denoise
-from .template import Anchor, Slot, Template
+from .template import Anchor, Slot, Template, slot_length
 
-MASK_HOLE = re.compile(r"\[MASK:(\d+)\]")
+MASK_HOLE = re.compile(r"\[MASK:([0-9]+)\]")
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,15 @@ class DiffusionEngine:
 
     def infill_template(self, text: str) -> Template:
         """`"a [MASK:3] b"` -> Anchor("a "), Slot("mask_0", 3), Anchor(" b")."""
+        if not isinstance(text, str):
+            raise TemplateError(f"infill text is a string, not {type(text).__name__}")
         tok = self._need_tokenizer("infill")
         segments: list[Anchor | Slot] = []
         pos = 0
         for n, m in enumerate(MASK_HOLE.finditer(text)):
             if m.start() > pos:
                 segments.append(Anchor(text[pos:m.start()]))
-            segments.append(Slot(f"mask_{n}", int(m.group(1))))
+            segments.append(Slot(f"mask_{n}", slot_length(m.group(1), f"mask_{n}")))
             pos = m.end()
         if pos < len(text):
             segments.append(Anchor(text[pos:]))
