@@ -45,8 +45,11 @@ class SamplerConfig:
 
 
 class DiffusionEngine:
-    def __init__(self, model: DiffusionLM | str, *, device: str = "auto", dtype: str = "auto", **settings: Any):
-        self.model = load_model(model, device=device, dtype=dtype) if isinstance(model, str) else model
+    def __init__(self, model: DiffusionLM | str, *, device: str = "auto", dtype: str = "auto",
+                 threads: int | str | None = "auto", **settings: Any):
+        """`model`: a loaded `DiffusionLM`, or a name `load_model` reads (with `device`, `dtype` and
+        `threads`: torch's CPU threads, "auto" = one for a small model on the CPU)."""
+        self.model = load_model(model, device=device, dtype=dtype, threads=threads) if isinstance(model, str) else model
         # SamplerConfig's defaults, then the model's own (a model may carry none), then the caller's.
         self.settings = SamplerConfig(**{**getattr(self.model, "sampling", {}), **settings})
 

@@ -29,6 +29,10 @@ def train(
     threads: int = typer.Option(0, min=0, help="CPU threads for torch (0: torch's default)."),
 ) -> None:
     """Train a small diffusion model for PLANNER on data its own generator makes."""
+    from dream_agent.errors import DreamAgentError
+
+    if out.exists() and not out.is_dir():  # before the training stack loads (the recipe checks it too)
+        raise DreamAgentError(f"--out {out} is a file; name a directory (new or one from an earlier run)")
     import torch
 
     from dream_agent.training.losses import DiffusionLoss
