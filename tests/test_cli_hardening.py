@@ -129,6 +129,8 @@ def test_threads_default_to_one_for_a_small_model_and_follow_the_option(models):
     try:
         torch.set_num_threads(2)
         loading.load_model(models["sudoku"], device="cpu")
+        assert torch.get_num_threads() == 2  # None: torch's setting is left alone
+        loading.load_model(models["sudoku"], device="cpu", threads="auto")
         assert torch.get_num_threads() == 1  # a tiny model on the CPU: one thread
         loading.load_model(models["sudoku"], device="cpu", threads=2)
         assert torch.get_num_threads() == 2

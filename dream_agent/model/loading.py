@@ -100,15 +100,15 @@ def sampling_defaults(source: str, name: str) -> dict:
 
 
 def set_threads(model, threads: int | str | None, device: torch.device) -> None:
-    """torch's CPU threads for this process: `threads` when a number; "auto" (or None): one thread for a
-    small model on the CPU (SMALL_MODEL_PARAMETERS), else torch's own default is left alone."""
+    """torch's CPU threads for this process: `threads` when a number; "auto": one thread for a small
+    model on the CPU (SMALL_MODEL_PARAMETERS); None, or a larger model: torch's setting is left alone."""
     if isinstance(threads, int) and not isinstance(threads, bool):
         if threads < 1:
             raise ModelLoadError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     elif threads not in (None, "auto"):
-        raise ModelLoadError(f"threads is a whole number or 'auto', not {threads!r}")
-    elif device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
+        raise ModelLoadError(f"threads is a whole number, 'auto' or None, not {threads!r}")
+    elif threads == "auto" and device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
         torch.set_num_threads(1)
 
 
@@ -121,9 +121,10 @@ def weights_file(source: str) -> Path | None:
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-               threads: int | str | None = "auto") -> DreamDiffusionLM:
+               threads: int | str | None = None) -> DreamDiffusionLM:
     """A model by bundled name, directory or hub id, on `device`. `threads`: torch's CPU threads
-    (a number), or "auto": one for a small model on the CPU, where more only contend."""
+    (a number); "auto": one for a small model on the CPU, where more only contend (the CLI's and
+    `DiffusionEngine(name)`'s default); None: torch's setting as it is."""
     from . import register  # noqa: F401  (registers "Dream" with the Auto classes)
 
     name = str(name_or_path)
