@@ -4,6 +4,7 @@ own time with one thread or torch's default, on a quiet machine or one kept busy
     python benchmarks/startup.py                      # start-up table, 5 runs each, interleaved
     python benchmarks/startup.py --busy 2             # the same with two spinning processes alongside
     python benchmarks/startup.py --threads-only --busy 2   # solve seconds: --threads 1 against torch's default
+    python benchmarks/startup.py --importtime         # what a solve's imports cost, by top-level package
 
 Each command runs `--runs` times, the commands interleaved so that load from other processes falls
 on all of them alike; the table gives medians. `--busy N` starts N processes spinning in pure
@@ -71,12 +72,39 @@ def threads(runs: int) -> None:
         print(f"{name:42s} {statistics.median(r[0] for r in rows):17.3f} {statistics.median(r[1] for r in rows):16.2f}")
 
 
+WATCHED = ["torch", "transformers", "transformers.models.qwen2.modeling_qwen2", "transformers.modeling_utils",
+           "transformers.masking_utils", "torch._dynamo", "transformers.distributed.sharding_utils",
+           "transformers.loss.loss_utils", "scipy", "accelerate", "dream_agent.model", "planners.sudoku"]
+
+
+def importtime() -> None:
+    """`python -X importtime` over what `dream-agent solve` imports: the cumulative time of the
+    modules that cost most, where they are first imported (so torch counts what `import torch` loads)."""
+    code = "import planners.sudoku, dream_agent.cli.main, dream_agent.cli.solve, dream_agent.refine, dream_agent.model"
+    err = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True).stderr
+    cumulative: dict[str, int] = {}
+    total = 0
+    for line in err.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].strip()
+            cumulative.setdefault(name, int(parts[1]))
+            total += int(parts[0].split(":")[-1])
+    print(f"{'module (first import)':45s} {'cumulative s':>12s} {'share':>6s}   (python -X importtime; all imports {total / 1e6:.2f} s)")
+    for name in WATCHED:
+        if name in cumulative:
+            print(f"{name:45s} {cumulative[name] / 1e6:12.2f} {cumulative[name] / total:6.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--busy", type=int, default=0, help="spinning processes alongside the measurement")
     parser.add_argument("--threads-only", action="store_true", help="only the thread comparison")
+    parser.add_argument("--importtime", action="store_true", help="only the import-time breakdown")
     args = parser.parse_args()
+    if args.importtime:
+        return importtime()
     busy = spinners(args.busy)
     try:
         time.sleep(0.5 if busy else 0)
