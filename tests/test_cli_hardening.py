@@ -163,3 +163,10 @@ def test_light_paths_import_no_torch(args):
             "print('heavy' if {'torch', 'transformers'} & set(sys.modules) else 'light'); sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode in (0, 2) and done.stdout.strip().splitlines()[-1] == "light", done.stderr
+
+
+def test_eval_names_the_file_and_line_of_a_huge_number(capsys, tmp_path):
+    data = tmp_path / "cd.jsonl"
+    data.write_text('{"input": "1,2,3"}\n{"input": "1,2,' + "9" * 5000 + '"}\n')
+    code, _, err = run(capsys, "eval", "countdown", "--data", data)
+    assert code == 2 and one_line(err) and f"{data}:2:" in err and "out of range" in err
