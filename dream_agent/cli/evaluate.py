@@ -96,7 +96,7 @@ def eval_command(
     if not problems:
         raise DreamAgentError(f"{data} holds no problems")
     # Bad input has failed by now, before the model stack (torch, transformers) loads.
-    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list, plot_curve
+    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list
     from dream_agent.refine import rounds_for
 
     max_rounds = rounds_for(planner, max_rounds)
@@ -125,13 +125,13 @@ def eval_command(
 
     headline = results[steps]
     curve = [results[s] for s in curve_steps] if curve_steps else []
-    if plot:
-        plot_curve(curve, plot, title=planner.name)
     if as_json:
         out = {"planner": planner.name, "data": data, "alg": engine.settings.alg, **headline.to_dict()}
         if curve:
             out["curve"] = [m.to_dict() for m in curve]
         typer.echo(json.dumps(out))
+        if plot:
+            write_plot(curve, plot, planner.name)
         return
     rows = [headline] + [m for m in curve if m is not headline]
     what = ("re-masking rounds without constraint hooks" if not constraints
@@ -140,4 +140,15 @@ def eval_command(
                f"steps auto = one per masked position; order {engine.settings.alg}")
     Console().print(metrics_table(rows, title=f"{planner.name} · {data}", caption=caption))
     if plot:
+        write_plot(curve, plot, planner.name)
         typer.echo(f"plot written to {plot}")
+
+
+def write_plot(curve, plot: str, title: str) -> None:
+    """After the table is printed: a write that still fails (disk full, say) loses no figures."""
+    from dream_agent.evaluation import plot_curve
+
+    try:
+        plot_curve(curve, plot, title=title)
+    except OSError as e:
+        raise DreamAgentError(f"cannot write --plot {plot}: {e.strerror or e}") from None
