@@ -27,8 +27,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
 
 _loaded: dict[tuple[str, str, str], DreamDiffusionLM] = {}
 # Below this many parameters a CPU forward pass is too short for more threads to pay: they only
-# contend, and on a busy machine torch's default (one thread a core) made a bundled model's solve
-# 20-28x slower than one thread (BENCHMARKS.md, "Threads").
+# contend, and with both cores busy torch's default (one thread a core) made a bundled model's solve
+# 12x slower than quiet, one thread 1.4x (BENCHMARKS.md, "Threads").
 SMALL_MODEL_PARAMETERS = 50_000_000
 
 
