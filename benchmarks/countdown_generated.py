@@ -4,17 +4,19 @@
     python benchmarks/countdown_generated.py search --values none,0.9,0.8 --n 60    # reuse_above, interleaved
     python benchmarks/countdown_generated.py search --param depth_first --values 0,none --n 100
     python benchmarks/countdown_generated.py orders --values entropy,maskgit_plus --n 300 --full 100 --threads 2
+    python benchmarks/countdown_generated.py sizes --values 2,3,4,5,6 --n 30    # the full system by size
 
 `models`: per model, the model alone on 200 generated problems of 3, 4 and 5 numbers, then the
 full system on 100 five-number ones. `search`: the full system on N five-number problems, each
 problem solved once per value of one `dream_agent.search.backtrack` setting in turn, so that
 machine load hits every value alike. `orders`: the engine's remasking order (`alg`, which a
 model may ship in its generation_config.json): the model alone on N four-number problems, then,
-interleaved, the full system on FULL five-number ones.
+interleaved, the full system on FULL five-number ones. `sizes`: the full system on N problems of
+each size (seed 9200 + size): which sizes `CountdownPlanner.parse` should accept.
 
-The problems come from `CountdownPlanner.examples`, drawn Dream's way since session 7 (a target,
-then inputs until they reach it); figures from earlier sessions came from a forward-path generator
-whose problems are easier, and do not compare with later ones.
+The problems come from `CountdownPlanner.examples`, drawn Dream's way since commit 8aa999b
+(2026-11-23: a target, then inputs until they reach it); figures from before it came from a
+forward-path generator whose problems are easier, and do not compare with later ones.
 """
 
 from __future__ import annotations
@@ -94,16 +96,28 @@ def orders(algs: list[str], n: int, full: int, model: str) -> None:
             print(f"alg={alg}: 5 numbers, full system {summary(rs)}")
 
 
+def sizes(counts: list[int], n: int, model: str) -> None:
+    engine = DiffusionEngine(load_model(model, device="cpu"))
+    for size in counts:
+        planner = CountdownPlanner(sizes=(size,))
+        results = []
+        for ex in planner.examples(n, random.Random(9200 + size)):
+            results.append(refine.solve(engine, planner, ex.problem))
+        print(f"{size} numbers: full system {summary(results)}, model alone "
+              f"{sum(r.model_only_valid for r in results)}/{n}", flush=True)
+
+
 SETTINGS = {"reuse_above": float, "depth_first": int}  # the search settings `search` mode compares
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["models", "search", "orders"])
+    ap.add_argument("mode", choices=["models", "search", "orders", "sizes"])
     ap.add_argument("models", nargs="*", default=["countdown"], help="models mode: model names or directories")
     ap.add_argument("--param", choices=sorted(SETTINGS), default="reuse_above", help="search mode: the setting")
     ap.add_argument("--values", default="none,0.9",
-                    help="search mode: its values, 'none' for the search's None; orders mode: the algs")
+                    help="search mode: its values, 'none' for the search's None; orders mode: the algs; "
+                         "sizes mode: the numbers of inputs")
     ap.add_argument("--full", type=int, default=0, help="orders mode: five-number problems for the full system")
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--model", default="countdown", help="search and orders modes: the model")
@@ -113,6 +127,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.mode == "models":
         models(args.models)
+    elif args.mode == "sizes":
+        sizes([int(v) for v in args.values.split(",")], args.n, args.model)
     elif args.mode == "orders":
         orders(args.values.split(","), args.n, args.full, args.model)
     else:

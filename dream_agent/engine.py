@@ -16,9 +16,9 @@ from typing import Any
 from .errors import TemplateError
 from .model import DiffusionLM, load_model
 from .sampler import ALGS, DREAM_TOP_K, DenoiseResult, denoise
-from .template import Anchor, Slot, Template
+from .template import Anchor, Slot, Template, slot_length
 
-MASK_HOLE = re.compile(r"\[MASK:(\d+)\]")
+MASK_HOLE = re.compile(r"\[MASK:([0-9]+)\]")
 OPEN_HOLE = "[MASK]"  # a hole of unknown length: DreamOn's variable-length infill
 
 
@@ -58,8 +58,11 @@ class SamplerConfig:
 
 
 class DiffusionEngine:
-    def __init__(self, model: DiffusionLM | str, *, device: str = "auto", dtype: str = "auto", **settings: Any):
-        self.model = load_model(model, device=device, dtype=dtype) if isinstance(model, str) else model
+    def __init__(self, model: DiffusionLM | str, *, device: str = "auto", dtype: str = "auto",
+                 threads: int | str | None = "auto", **settings: Any):
+        """`model`: a loaded `DiffusionLM`, or a name `load_model` reads (with `device`, `dtype` and
+        `threads`: torch's CPU threads, "auto" = one for a small model on the CPU)."""
+        self.model = load_model(model, device=device, dtype=dtype, threads=threads) if isinstance(model, str) else model
         # SamplerConfig's defaults, then the model's own (a model may carry none), then the caller's.
         self.settings = SamplerConfig(**{**getattr(self.model, "sampling", {}), **settings})
 
@@ -118,13 +121,15 @@ class DiffusionEngine:
 
     def infill_template(self, text: str) -> Template:
         """`"a [MASK:3] b"` -> Anchor("a "), Slot("mask_0", 3), Anchor(" b")."""
+        if not isinstance(text, str):
+            raise TemplateError(f"infill text is a string, not {type(text).__name__}")
         tok = self._need_tokenizer("infill")
         segments: list[Anchor | Slot] = []
         pos = 0
         for n, m in enumerate(MASK_HOLE.finditer(text)):
             if m.start() > pos:
                 segments.append(Anchor(text[pos:m.start()]))
-            segments.append(Slot(f"mask_{n}", int(m.group(1))))
+            segments.append(Slot(f"mask_{n}", slot_length(m.group(1), f"mask_{n}")))
             pos = m.end()
         if pos < len(text):
             segments.append(Anchor(text[pos:]))

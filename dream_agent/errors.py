@@ -15,3 +15,9 @@ class ModelLoadError(DreamAgentError):
 
 class ProblemError(DreamAgentError, ValueError):
     """A problem a planner cannot parse or that is inconsistent from the start."""
+
+
+def quoted(text: object, limit: int = 60) -> str:
+    """`repr(text)`, cut to about `limit` characters: user input quoted in a one-line message."""
+    r = repr(text)
+    return r if len(r) <= limit else f"{r[: limit - 12]}...' ({len(str(text)):,} characters)"

@@ -12,12 +12,14 @@ first, unconstrained pass of the model alone. Both always come together (issue 4
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .engine import DiffusionEngine
+from .errors import quoted
 from .refine import SolveResult, rounds_for, solve
 
 ProgressCallback = Callable[[int, SolveResult], None]  # (index of the problem, its result)
@@ -133,12 +135,13 @@ def default_plot_steps(planner, problems: Sequence[Any], tokenizer) -> list[int]
 
 def parse_steps_list(text: str) -> list[int]:
     """"4,8,16" -> [4, 8, 16]; a ValueError that says what is wrong otherwise."""
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise ValueError(f"step counts are whole numbers separated by commas, such as 4,8,16; got {text!r}") from None
+    pieces = [v for v in text.replace(" ", "").split(",") if v] if isinstance(text, str) else None
+    # at most 9 digits a count: int() of 4,300 digits or more raises a ValueError of its own
+    if pieces is None or not all(re.fullmatch(r"-?[0-9]{1,9}", v) for v in pieces):
+        raise ValueError(f"step counts are whole numbers separated by commas, such as 4,8,16; got {quoted(text)}")
+    values = [int(v) for v in pieces]
     if not values or any(v < 1 for v in values):
-        raise ValueError(f"step counts must be at least 1, got {text!r}")
+        raise ValueError(f"step counts must be at least 1, got {quoted(text)}")
     return sorted(set(values))
 
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from .errors import TemplateError, quoted
 
-from .errors import TemplateError
+if TYPE_CHECKING:  # torch loads when a template is built, not when a planner's parser is imported
+    import torch
 
 UNKNOWN_MASK = -1  # placeholder id for masked positions until a model supplies its mask id
+MAX_POSITIONS = 1 << 20  # no model here reads a million positions: a longer template is a mistake, not a job
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,21 @@ class Template:
         mask_token_id: int | None = None,
         max_length: int | None = None,
     ):
+        import torch
+
         self.tokenizer = tokenizer
         if mask_token_id is None and tokenizer is not None:
             mask_token_id = getattr(tokenizer, "mask_token_id", None)
         self.mask_token_id = mask_token_id
+        if isinstance(segments, (str, bytes)) or not isinstance(segments, Sequence):
+            raise TemplateError(f"a template is a list of Anchor and Slot segments, not {type(segments).__name__}")
         self.segments = list(segments)
+        # Lengths are checked before any list of that length is built.
+        for seg in self.segments:
+            if isinstance(seg, Slot) and (not isinstance(seg.length, int) or isinstance(seg.length, bool)):
+                raise TemplateError(f"slot {seg.name!r} has length {quoted(seg.length)}; a length is a whole number")
+        if (total := sum(seg.length for seg in self.segments if isinstance(seg, Slot))) > MAX_POSITIONS:
+            raise TemplateError(f"the slots hold {total:,} positions, more than {MAX_POSITIONS:,}")
 
         ids: list[int] = []
         anchor: list[bool] = []
@@ -97,12 +110,14 @@ class Template:
     @classmethod
     def parse(cls, text: str, tokenizer, **kwargs) -> Template:
         """`"The answer is {answer:5}."` -> Anchor("The answer is "), Slot("answer", 5), Anchor(".")."""
+        if not isinstance(text, str):
+            raise TemplateError(f"template text is a string, not {type(text).__name__}")
         segments: list[Anchor | Slot] = []
         pos = 0
-        for m in re.finditer(r"\{(\w+):(-?\d+)\}", text):
+        for m in re.finditer(r"\{(\w+):(-?[0-9]+)\}", text):
             if m.start() > pos:
                 segments.append(Anchor(text[pos : m.start()]))
-            segments.append(Slot(m.group(1), int(m.group(2))))
+            segments.append(Slot(m.group(1), slot_length(m.group(2), m.group(1))))
             pos = m.end()
         if pos < len(text):
             segments.append(Anchor(text[pos:]))
@@ -155,6 +170,8 @@ class Template:
         This is how refinement keeps the positions a validator accepted and asks the
         model again for the rest.
         """
+        import torch
+
         ids = torch.as_tensor(ids, dtype=torch.long)[: len(self)]
         new = object.__new__(Template)
         new.__dict__.update(self.__dict__)
@@ -175,9 +192,18 @@ class Template:
 
     def read(self, ids: torch.Tensor | Sequence[int]) -> dict[str, str | list[int]]:
         """Slot name -> decoded text (with a tokenizer; special tokens dropped) or token ids."""
+        import torch
+
         ids = torch.as_tensor(ids).tolist()
         out: dict[str, str | list[int]] = {}
         for name, positions in self.slots.items():
             piece = [ids[p] for p in positions]
             out[name] = self.tokenizer.decode(piece, skip_special_tokens=True) if self.tokenizer is not None else piece
         return out
+
+
+def slot_length(digits: str, name: str) -> int:
+    """A slot length written in text ("{name:12}", "[MASK:12]"), read without Python's 4,300-digit limit."""
+    if len(digits.lstrip("-0")) > len(str(MAX_POSITIONS)):
+        raise TemplateError(f"slot {name!r} has length {quoted(digits)}, more than {MAX_POSITIONS:,} positions")
+    return int(digits)

@@ -27,6 +27,7 @@ import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from dream_agent.errors import ProblemError
@@ -97,9 +98,35 @@ class Planner(ABC):
 def dream_row(text: str) -> dict:
     """One row of Dream's planning jsonl sets (`{"input": ..., "output": ...}`), checked."""
     try:
-        row = json.loads(text)
+        row = json.loads(require_text(text, "a jsonl row"))
     except json.JSONDecodeError as e:
         raise ProblemError(f"not valid JSON ({e.msg})") from None
+    except ValueError as e:  # an integer of more than 4,300 digits (Python's own limit)
+        raise ProblemError(f"not valid JSON here ({str(e).split(':')[0]})") from None
+    except RecursionError:
+        raise ProblemError("not valid JSON here: nested too deeply") from None
     if not isinstance(row, dict) or not isinstance(row.get("input"), str):
         raise ProblemError('expected a JSON object with an "input" string, as in Dream\'s jsonl sets')
     return row
+
+
+def require_text(text: object, what: str) -> str:
+    """`text` itself when it is a string; a `ProblemError` naming what was given otherwise."""
+    if not isinstance(text, str):
+        raise ProblemError(f"{what} is text, not {type(text).__name__}")
+    return text
+
+
+def read_text_file(path: str) -> str:
+    """An evaluation file's text; a `ProblemError` that says why it cannot be read otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        raise ProblemError(f"{path} is a directory, not a data file")
+    if not p.is_file():
+        raise ProblemError(f"no such file: {path}")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ProblemError(f"{path} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ProblemError(f"cannot read {path}: {e.strerror or e}") from None

@@ -24,25 +24,34 @@ import functools
 import random
 import re
 from collections import Counter
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from dream_agent.errors import ProblemError, TemplateError
+from dream_agent.errors import ProblemError, TemplateError, quoted
 from dream_agent.template import Anchor, Slot, Template
 from dream_agent.validation import Violation
 
-from .base import Constraints, Example, Planner, dream_row
+from .base import Constraints, Example, Planner, dream_row, read_text_file, require_text
+
+if TYPE_CHECKING:  # torch loads with the model: parsing a problem does not need it
+    import torch
 
 NUMBER_MIN, NUMBER_MAX = 1, 9999  # inputs are positive; 4 digits fit the default field width
 TARGET_MIN, TARGET_MAX = 0, 9999  # a target of 0 is odd but reachable (5-5=0)
-MIN_NUMBERS, MAX_NUMBERS = 2, 6  # Dream's sets use 3 to 5; 6 is the classic game
+MIN_NUMBERS, MAX_NUMBERS = 2, 6  # Dream's sets use 3 to 5; 6 is the classic game (templates and data go to 6)
+# `parse` takes at most 5: six-number problems are not solved at the rate of smaller ones (the
+# bundled model never saw one; `1 2 3 4 5 6 -> 720` spends the whole search budget), BENCHMARKS.md.
+PARSE_MAX_NUMBERS = 5
 PAD = "_"  # left padding inside a number field
 DIGITS = "0123456789"
 OPS = "+-*/"
 Step = tuple[int, str, int, int]  # (a, op, b, result)
-STEP_RE = re.compile(r"\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*=\s*(-?\d+)\s*")
+# ASCII digits only, at most MAX_DIGITS of them: a longer number can be no input nor result, and
+# Python refuses to read one of more than 4,300 digits (int_max_str_digits) with a ValueError.
+MAX_DIGITS = 18
+NUMBER = rf"-?[0-9]{{1,{MAX_DIGITS}}}"
+STEP_RE = re.compile(rf"\s*({NUMBER})\s*([-+*/])\s*({NUMBER})\s*=\s*({NUMBER})\s*")
 FIELD_RE = re.compile(r"_*([1-9][0-9]*|0)")  # a well-formed number field: pads, then a number without leading zero
 
 
@@ -89,17 +98,19 @@ class CountdownProblem(BaseModel):
 
 
 def _int_token(token: str) -> int:
-    if not re.fullmatch(r"[+-]?\d+", token):
-        raise ProblemError(f"{token!r} is not a whole number")
+    if not re.fullmatch(r"[+-]?[0-9]+", token):
+        raise ProblemError(f"{quoted(token)} is not a whole number")
     if token.startswith("-"):
-        raise ProblemError(f"{token} is negative; countdown numbers are positive")
+        raise ProblemError(f"{quoted(token)} is negative; countdown numbers are positive")
+    if len(token.lstrip("+0")) > MAX_DIGITS:
+        raise ProblemError(f"{quoted(token)} is out of range; use whole numbers up to {NUMBER_MAX}")
     return int(token)
 
 
 def parse_problem(text: str) -> CountdownProblem:
     """A problem from Dream's input "86,28,13,31,96" (the last number is the target), from
     "86 28 13 31 -> 96" or "numbers: 86 28 13 31 target: 96", or from a Dream jsonl row."""
-    text = text.strip()
+    text = require_text(text, "a countdown problem").strip()
     if text.startswith("{"):
         text = dream_row(text)["input"]
     text = re.sub(r"^\s*numbers\s*:", "", text, flags=re.I)
@@ -107,14 +118,17 @@ def parse_problem(text: str) -> CountdownProblem:
     if len(parts) == 2:
         tokens, target_tokens = parts[0].replace(",", " ").split(), parts[1].replace(",", " ").split()
         if len(target_tokens) != 1:
-            raise ProblemError(f"expected one target after the numbers, got {parts[1].strip()!r}")
+            raise ProblemError(f"expected one target after the numbers, got {quoted(parts[1].strip())}")
         tokens.append(target_tokens[0])
     else:
         tokens = text.replace(",", " ").split()
     values = [_int_token(t) for t in tokens]
     if len(values) < MIN_NUMBERS + 1:
         example = "e.g. '86,28,13,31,96'"
-        raise ProblemError(f"need at least {MIN_NUMBERS} numbers and a target, {example}; got {text.strip()!r}")
+        raise ProblemError(f"need at least {MIN_NUMBERS} numbers and a target, {example}; got {quoted(text.strip())}")
+    if len(values) - 1 > PARSE_MAX_NUMBERS:
+        raise ProblemError(f"got {len(values) - 1} numbers; countdown solves {MIN_NUMBERS} to {PARSE_MAX_NUMBERS} "
+                           f"(the last number given is the target)")
     return CountdownProblem(numbers=values[:-1], target=values[-1])
 
 
@@ -173,7 +187,7 @@ def check_solution(problem: CountdownProblem, solution: str) -> list[Violation]:
     for k, step in enumerate(steps, 1):
         if isinstance(step, str):
             unreadable = True
-            message = f"step {k}: cannot read {step!r} as a step such as 86+28=114"
+            message = f"step {k}: cannot read {quoted(step)} as a step such as 86+28=114"
             out.append(Violation(message, step_slots(k, n_steps)))
             continue
         if k == n_steps == len(steps) and k > 1 and not out:
@@ -251,21 +265,17 @@ class CountdownPlanner(Planner):
         return parse_problem(text)
 
     def load_dataset(self, path: str) -> list[Example]:
-        p = Path(path)
-        if not p.is_file():
-            raise ProblemError(f"{path}: no such file")
         out = []
-        with p.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = dream_row(line)
-                    problem = parse_problem(row["input"])
-                except ProblemError as e:
-                    raise ProblemError(f"{path}:{i}: {e}") from None
-                solution = row.get("output")
-                out.append(Example(problem, solution if isinstance(solution, str) else None))
+        for i, line in enumerate(read_text_file(path).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = dream_row(line)
+                problem = parse_problem(row["input"])
+            except ProblemError as e:
+                raise ProblemError(f"{path}:{i}: {e}") from None
+            solution = row.get("output")
+            out.append(Example(problem, solution if isinstance(solution, str) else None))
         return out
 
     def examples(self, n: int, rng: random.Random) -> list[Example]:
@@ -321,6 +331,8 @@ class CountdownPlanner(Planner):
         return template.with_values(ids, remask=[])
 
     def decode(self, problem: CountdownProblem, template: Template, ids) -> str:
+        import torch
+
         ids = torch.as_tensor(ids)
         if ids.dim() == 2 and ids.shape[0] == 1:
             ids = ids[0]
@@ -366,10 +378,8 @@ class CountdownPlanner(Planner):
     # -- text for people --
 
     def render(self, problem: CountdownProblem, solution: str) -> str:
-        steps = _parse_steps(solution.strip())
-        if any(isinstance(s, str) for s in steps):
-            return solution
-        return "\n".join(f"{a} {op} {b} = {r}" for a, op, b, r in steps)
+        """One step a line, "86 + 28 = 114"; a step that does not read as one is shown as written."""
+        return "\n".join(s if isinstance(s, str) else f"{s[0]} {s[1]} {s[2]} = {s[3]}" for s in _parse_steps(solution.strip()))
 
     def problem_text(self, problem: CountdownProblem) -> str:
         return str(problem)
@@ -464,6 +474,8 @@ class FieldHook:
             if len(ids) != 1:
                 raise TemplateError(f"the tokenizer has no single token for {ch!r}")
             return int(ids[0])
+
+        import torch
 
         self.n, self.w, self.limit = len(template), width, 10**width
         self.mask_id = template.mask_token_id if template.mask_token_id is not None else tokenizer.mask_token_id
@@ -731,6 +743,8 @@ class FieldHook:
 
         For `dream_agent.search.backtrack`, which retreats there; the logits hook itself falls back
         to the template's sets instead, so that a plain denoising pass still finishes its fill."""
+        import torch
+
         return torch.tensor([self._row(r)[2] for r in x[:, : self.n].tolist()], dtype=torch.bool, device=x.device)
 
     # -- character level: per field, over the same bits --
@@ -757,6 +771,8 @@ class FieldHook:
 
     def _tables(self, vocab: int, device):
         """Static tables per (vocab, device)."""
+        import torch
+
         key = (vocab, str(device))
         if key not in self._cache:
             static_forbid = torch.zeros((self.n, vocab), dtype=torch.bool)  # (N, V) anchors are left alone
@@ -771,6 +787,8 @@ class FieldHook:
         return self._cache[key]
 
     def __call__(self, step, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        import torch
+
         B, _, V = logits.shape
         static_forbid, field_pos, char_ids, op_pos, op_ids, shifts = self._tables(V, logits.device)
         chars, ops = zip(*(self._allowed_bits(r) for r in x[:, : self.n].tolist()))

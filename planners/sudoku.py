@@ -18,17 +18,18 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from dream_agent.errors import ProblemError
 from dream_agent.template import UNKNOWN_MASK, Anchor, Slot, Template
 from dream_agent.validation import Violation
 
-from .base import Constraints, Example, Planner, dream_row
+from .base import Constraints, Example, Planner, dream_row, read_text_file, require_text
+
+if TYPE_CHECKING:  # torch loads with the model: parsing a puzzle does not need it
+    import torch
 
 BOX_SHAPES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}  # (rows, cols) of a box; 6x6 boxes are 2 high, 3 wide
 SIZE_OF_COUNT = {16: 4, 36: 6, 81: 9}
@@ -78,6 +79,8 @@ def geometry(size: int, box_rows: int, box_cols: int) -> Geometry:
 
 @lru_cache(maxsize=None)
 def peer_matrix(geo: Geometry) -> torch.Tensor:
+    import torch
+
     m = torch.zeros(geo.size**2, geo.size**2)  # [C, C] 1.0 where two cells are peers
     for i, ps in enumerate(geo.peers):
         m[i, list(ps)] = 1.0
@@ -86,6 +89,8 @@ def peer_matrix(geo: Geometry) -> torch.Tensor:
 
 @lru_cache(maxsize=None)
 def unit_matrix(geo: Geometry) -> torch.Tensor:
+    import torch
+
     m = torch.zeros(len(geo.units), geo.size**2)  # [U, C] 1.0 where a unit (row, column, box) holds a cell
     for u, (_, cells) in enumerate(geo.units):
         m[u, list(cells)] = 1.0
@@ -171,7 +176,7 @@ class DuplicateViolation(Violation):
 
 def parse_grid(text: str) -> SudokuProblem:
     """A grid from one line of 16/36/81 cells or from several lines; '.' or '0' for blanks."""
-    lines = text.strip().splitlines()
+    lines = require_text(text, "a sudoku puzzle").strip().splitlines()
     if not lines:
         raise ProblemError("the puzzle is empty: give 16, 36 or 81 cells, digits with '.' or '0' for blanks")
     header = re.fullmatch(r"\s*(\d)x(\d)\s*", lines[0])  # a decoded template starts with "9x9"
@@ -228,7 +233,7 @@ class SudokuPlanner(Planner):
     # -- text in and out
 
     def parse(self, text: str) -> SudokuProblem:
-        if text.lstrip().startswith("{"):
+        if require_text(text, "a sudoku puzzle").lstrip().startswith("{"):
             text = dream_row(text.strip())["input"]  # a row of Dream's jsonl sets
         return parse_grid(text)
 
@@ -252,10 +257,8 @@ class SudokuPlanner(Planner):
     def load_dataset(self, path: str) -> list[Example]:
         """One puzzle a line (.txt; blank lines and # comments skipped) or Dream's jsonl (input/output)."""
         p = Path(path)
-        if not p.is_file():
-            raise ProblemError(f"no such puzzle file: {path}")
         out: list[Example] = []
-        for lineno, line in enumerate(p.read_text().splitlines(), 1):
+        for lineno, line in enumerate(read_text_file(path).splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
@@ -329,8 +332,10 @@ class SudokuPlanner(Planner):
 
     def check(self, problem: SudokuProblem, solution: str) -> list[Violation]:
         n, geo = problem.size, problem.geometry
-        sol = "".join(solution.split())
         blanks = [cell_name(i, n) for i, d in enumerate(problem.cells) if not d]
+        if not isinstance(solution, str):  # a validator answers with violations, whatever it is given
+            return [Violation(f"the solution is {type(solution).__name__}, not text", tuple(blanks))]
+        sol = "".join(solution.split())
         if len(sol) != n * n:
             return [Violation(f"the solution has {len(sol)} cells; a {n}x{n} grid has {n * n}", tuple(blanks))]
         out: list[Violation] = []
@@ -399,6 +404,9 @@ class SudokuPlanner(Planner):
         left is a dead end the hook leaves alone, for the validator and refinement to see;
         `dead_end(x)` reports such fills (and units that can no longer be completed) early.
         """
+        import torch
+        import torch.nn.functional as F
+
         n = problem.size
         cells_of = self.slot_cells(problem, template)
         if not cells_of:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+from hypothesis import settings
+
+# Property-based tests (tests/test_properties.py): a bounded run in CI, 100,000 examples a target in
+# the long run (benchmarks/property_run.py). No example database: runs do not depend on earlier ones.
+settings.register_profile("ci", max_examples=150, deadline=None, database=None)
+settings.register_profile("long", max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", 100_000)), deadline=None,
+                          database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from dream_agent import DreamConfig, DreamModel, load_model
 from dream_agent.tokenization import char_tokenizer

@@ -117,7 +117,7 @@ def test_bad_options_are_one_line(capsys, setup, extra, words):
 def test_bad_data_is_one_line(capsys, setup, tmp_path):
     _, models = setup
     code, _, err = run(capsys, "eval", "sudoku", "--data", tmp_path / "missing.jsonl", "--model", models["sudoku"])
-    assert code == 2 and "no such puzzle file" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "12"}\n')
     code, _, err = run(capsys, "eval", "sudoku", "--data", bad, "--model", models["sudoku"])

@@ -53,7 +53,8 @@ def test_parse_forms(planner, raw):
 
 @pytest.mark.parametrize("raw, words", [
     ("86,abc,13,96", "'abc'"), ("86,2.5,13,96", "'2.5'"), ("86,-28,13,96", "-28"), ("86,28,13,-96", "-96"),
-    ("86,96", "at least 2 numbers"), ("", "at least 2 numbers"), ("1,2,3,4,5,6,7,10", "2 to 6 numbers"),
+    ("86,96", "at least 2 numbers"), ("", "at least 2 numbers"), ("1,2,3,4,5,6,7,10", "solves 2 to 5"),
+    ("1 2 3 4 5 6 --target 720", "got 6 numbers"),
     ("86,100000,96", "100000"), ("86,0,96", "number 0"), ("86,28,123456", "target 123456"),
     ("86 28 -> 96 97", "one target"), ('{"output": "1+2=3"}', '"input"'), ("{nope", "JSON"),
 ])

@@ -67,7 +67,7 @@ async def test_async_tool(tools):
 def test_the_bundled_model_loads_on_first_call(monkeypatch):
     loaded = []
 
-    def fake_load(name, device="auto"):
+    def fake_load(name, device="auto", **kwargs):
         loaded.append(name)
         return tiny_lm(get_planner("sudoku").alphabet)
 

@@ -96,7 +96,7 @@ def test_every_shared_puzzle_parses(planner):
 
 
 def test_load_dataset_errors(planner, tmp_path):
-    with pytest.raises(ProblemError, match="no such puzzle file"):
+    with pytest.raises(ProblemError, match="no such file"):
         planner.load_dataset(str(tmp_path / "missing.txt"))
     txt = tmp_path / "p.txt"
     txt.write_text(f"# comment\n\n{TOP95_FIRST}\n{TOP95_FIRST[:-1]}\n")

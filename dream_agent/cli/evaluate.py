@@ -10,6 +10,8 @@ The numbers come from `dream_agent.evaluation`, which benchmark scripts call dir
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,7 +24,24 @@ from dream_agent.errors import DreamAgentError
 
 from .main import app
 from .solve import (AlgOpt, ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, SearchOpt,
-                    StepsOpt, load_engine)
+                    StepsOpt, ThreadsOpt, load_engine)
+
+PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")  # formats matplotlib's Agg canvas writes
+
+
+def check_plot_path(plot: str) -> None:
+    """`--plot` is checked before the evaluation runs: an image extension (so the file written is the
+    path named), a directory that exists, and permission to write there."""
+    path = Path(plot).expanduser()
+    if path.is_dir():
+        raise DreamAgentError(f"--plot {plot} is a directory; name an image file such as curve.png")
+    if path.suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise DreamAgentError(f"--plot {plot} needs an image extension: {', '.join('.' + f for f in PLOT_FORMATS)}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise DreamAgentError(f"--plot {plot}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise DreamAgentError(f"--plot {plot}: no permission to write there")
 
 
 def metrics_table(rows, *, title: str, caption: str = "") -> Table:
@@ -57,6 +76,7 @@ def eval_command(
     alg: AlgOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (problem i uses seed + i)")] = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     plot: Annotated[str | None, typer.Option(help="draw solve rate against steps into this image (PNG)")] = None,
     plot_steps: Annotated[str | None, typer.Option(
         help="step counts for --plot, e.g. 4,8,16 (default: 1/16 of the masks up to all of them)")] = None,
@@ -81,6 +101,8 @@ def eval_command(
         raise DreamAgentError("eval needs --data FILE")
 
     planner = get_planner(planner_name)
+    if plot:
+        check_plot_path(plot)
     try:
         examples = planner.load_dataset(data)
     except NotImplementedError as e:
@@ -93,12 +115,12 @@ def eval_command(
     if not problems:
         raise DreamAgentError(f"{data} holds no problems")
     # Bad input has failed by now, before the model stack (torch, transformers) loads.
-    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list, plot_curve
+    from dream_agent.evaluation import default_plot_steps, evaluate, parse_steps_list
     from dream_agent.refine import rounds_for
 
     max_rounds = rounds_for(planner, max_rounds)
     curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before the model loads
-    engine = load_engine(planner, model, device, alg)
+    engine = load_engine(planner, model, device, alg, threads)
     if plot and curve_steps is None:
         curve_steps = default_plot_steps(planner, problems, engine.tokenizer)
     settings = dict(max_rounds=max_rounds, constraints=constraints, search=search, samples=samples, seed=seed)
@@ -122,13 +144,13 @@ def eval_command(
 
     headline = results[steps]
     curve = [results[s] for s in curve_steps] if curve_steps else []
-    if plot:
-        plot_curve(curve, plot, title=planner.name)
     if as_json:
         out = {"planner": planner.name, "data": data, "alg": engine.settings.alg, **headline.to_dict()}
         if curve:
             out["curve"] = [m.to_dict() for m in curve]
         typer.echo(json.dumps(out))
+        if plot:
+            write_plot(curve, plot, planner.name)
         return
     rows = [headline] + [m for m in curve if m is not headline]
     what = ("re-masking rounds without constraint hooks" if not constraints
@@ -137,4 +159,15 @@ def eval_command(
                f"steps auto = one per masked position; order {engine.settings.alg}")
     Console().print(metrics_table(rows, title=f"{planner.name} · {data}", caption=caption))
     if plot:
+        write_plot(curve, plot, planner.name)
         typer.echo(f"plot written to {plot}")
+
+
+def write_plot(curve, plot: str, title: str) -> None:
+    """After the table is printed: a write that still fails (disk full, say) loses no figures."""
+    from dream_agent.evaluation import plot_curve
+
+    try:
+        plot_curve(curve, plot, title=title)
+    except OSError as e:
+        raise DreamAgentError(f"cannot write --plot {plot}: {e.strerror or e}") from None

@@ -12,6 +12,8 @@ import sys
 import click
 import typer
 
+INTERRUPTED = 130  # the shell's exit status for a process ended by SIGINT (Ctrl-C)
+
 app = typer.Typer(
     name="dream-agent",
     help="Masked diffusion language models for planning and constraint problems.",
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         typer.echo("dream-agent: interrupted", err=True)
-        return 130
+        return INTERRUPTED
     except (click.ClickException, typer.TyperException) as exc:
         # typer >= 0.2x vendors click: its usage errors derive from TyperException, not from click's classes.
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DreamAgentError, ValueError, FileNotFoundError) as exc:
         typer.echo(f"dream-agent: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
         return 2
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 itself, silently, before the handler above
+        typer.echo("dream-agent: interrupted", err=True)
     return code if isinstance(code, int) else 0
 
 

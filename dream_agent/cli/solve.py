@@ -25,13 +25,30 @@ from dream_agent.errors import DreamAgentError
 from .main import app
 
 OPTION_LIKE = re.compile(r"^--?[A-Za-z]")  # "-5" is a (negative) value for the planner; "--stpes" a typo
+# One argument with a path separator or a file extension ("puzzle.txt", not "1.34"): meant as a file.
+PATH_LIKE = re.compile(r"^[^\n]*(/|\\)[^\n]*$|^[^\s]*\.[A-Za-z][A-Za-z0-9]{0,5}$")
 
 
 def _is_file(text: str) -> bool:
+    """A file or a directory of that name exists (a directory is refused by name, not read as a problem)."""
     try:
-        return Path(text).is_file()
+        return Path(text).is_file() or Path(text).is_dir()
     except OSError:  # e.g. a long multi-line grid is too long a file name: it is the problem itself
         return False
+
+
+def read_problem_file(name: str) -> str:
+    path = Path(name).expanduser()
+    if path.is_dir():
+        raise DreamAgentError(f"{name} is a directory; give a problem, or a file holding one")
+    if not path.is_file():
+        raise DreamAgentError(f"no such file: {name}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DreamAgentError(f"{name} is not UTF-8 text") from None
+    except OSError as e:
+        raise DreamAgentError(f"cannot read {name}: {e.strerror or e}") from None
 
 
 def problem_text(tokens: list[str], target: str | None = None) -> str:
@@ -41,8 +58,8 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
     without targets rejects it in its own words."""
     if len(tokens) == 1 and tokens[0] == "-":
         text = sys.stdin.read()
-    elif len(tokens) == 1 and _is_file(tokens[0]):
-        text = Path(tokens[0]).read_text(encoding="utf-8")
+    elif len(tokens) == 1 and (_is_file(tokens[0]) or PATH_LIKE.match(tokens[0])):
+        text = read_problem_file(tokens[0])
     else:
         # Unknown options reach here (negative numbers must): name a typo as an option error.
         if typos := [t for t in tokens if OPTION_LIKE.match(t)]:
@@ -55,9 +72,11 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
     return text
 
 
-def load_engine(planner, model: str | None, device: str = "auto", alg: str | None = None):
+def load_engine(planner, model: str | None, device: str = "auto", alg: str | None = None,
+                threads: int | None = None):
     """The engine for `--model`, or for the planner's bundled model when none is given; `alg`
-    overrides the remasking order the model ships (else the engine's default)."""
+    overrides the remasking order the model ships (else the engine's default); `threads`: torch's
+    CPU threads (None: one for a small model on the CPU)."""
     from dream_agent import DiffusionEngine
     from dream_agent.model import loading
 
@@ -68,7 +87,22 @@ def load_engine(planner, model: str | None, device: str = "auto", alg: str | Non
                 f"or train one with `dream-agent train {planner.name} --out DIR`"
             )
         model = planner.name
-    return DiffusionEngine(loading.load_model(model, device=device), **({"alg": alg} if alg else {}))
+    lm = loading.load_model(model, device=device, threads="auto" if threads is None else threads)
+    check_model_fits(planner, lm, model)
+    return DiffusionEngine(lm, **({"alg": alg} if alg else {}))
+
+
+def check_model_fits(planner, lm, model: str) -> None:
+    """A model whose tokenizer lacks the planner's characters was trained for another planner: say so."""
+    tok = lm.tokenizer
+    if tok is None or not planner.alphabet:
+        return
+    missing = [ch for ch in dict.fromkeys(planner.alphabet)
+               if len(ids := tok.encode(ch, add_special_tokens=False)) != 1 or ids[0] == tok.unk_token_id]
+    if missing:
+        chars = ", ".join(repr(ch) for ch in missing[:5])
+        raise DreamAgentError(f"model {model!r} does not fit the {planner.name} planner: its tokenizer has no token "
+                              f"for {chars} (a model trained for another planner?)")
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -97,6 +131,8 @@ AlgName = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]  # dream_a
 AlgOpt = Annotated[AlgName | None, typer.Option(
     help="remasking order: which masked position is revealed first (default: the model's own, else entropy)")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    min=1, help="CPU threads for torch (default: 1 for a small model on the CPU, where more only contend)")]
 
 
 @app.command("solve", context_settings={"ignore_unknown_options": True})
@@ -115,6 +151,7 @@ def solve_command(
     alg: AlgOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (sampling in refinement rounds)")] = 0,
     device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")] = False,
     show: Annotated[bool, typer.Option("--show", help="animate the denoising in the terminal")] = False,
 ) -> None:
@@ -134,7 +171,7 @@ def solve_command(
     from dream_agent.refine import rounds_for, solve
 
     max_rounds = rounds_for(planner, max_rounds)
-    engine = load_engine(planner, model, device, alg)
+    engine = load_engine(planner, model, device, alg, threads)
 
     if show:
         from .live import LiveView
@@ -149,8 +186,12 @@ def solve_command(
         result = run(engine, planner, parsed, steps=steps, max_rounds=max_rounds, constraints=constraints,
                      search=search, samples=samples, seed=seed)
 
-    unsolved = (f"no valid answer fits the template: the search tried every fill the constraints allow"
-                if result.exhausted else f"not solved within {plural(max_rounds, 'round')}")
+    if result.exhausted:
+        unsolved = "no valid answer fits the template: the search tried every fill the constraints allow"
+    elif search and constraints:  # the search counts a round per complete fill; its budget is forward passes
+        unsolved = f"not solved: the search spent its budget (--max-rounds {max_rounds}: {result.nfe} forward passes)"
+    else:
+        unsolved = f"not solved within {plural(max_rounds, 'round')}"
     if as_json:
         if not result.valid:
             typer.echo(f"dream-agent: {unsolved}; {plural(len(result.violations), 'violation')} left", err=True)

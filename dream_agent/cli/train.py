@@ -35,6 +35,10 @@ def train(
                                       help="tasks: problems generated from --problem and solved by the oracle."),
 ) -> None:
     """Train a small diffusion model for PLANNER on data its own generator makes."""
+    from dream_agent.errors import DreamAgentError
+
+    if out.exists() and not out.is_dir():  # before the training stack loads (the recipe checks it too)
+        raise DreamAgentError(f"--out {out} is a file; name a directory (new or one from an earlier run)")
     import torch
 
     from dream_agent.training.losses import DiffusionLoss

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from safetensors import SafetensorError
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import cached_file
 
@@ -34,6 +35,10 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
 STAND_IN_TOKENIZERS = {"DreamTokenizer": "Qwen2Tokenizer"}
 
 _loaded: dict[tuple[str, str, str], DreamDiffusionLM] = {}
+# Below this many parameters a CPU forward pass is too short for more threads to pay: they only
+# contend, and with both cores busy torch's default (one thread a core) made a bundled model's solve
+# 12x slower than quiet, one thread 1.4x (BENCHMARKS.md, "Threads").
+SMALL_MODEL_PARAMETERS = 50_000_000
 
 
 def bundled_models() -> dict[str, Path]:
@@ -43,11 +48,27 @@ def bundled_models() -> dict[str, Path]:
     return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
 
 
+def available_devices() -> list[str]:
+    """The devices this torch build can use here: "cpu", then "cuda:N" per GPU, "mps" on Apple silicon."""
+    out = ["cpu"] + ([f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else [])
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
 def resolve_device(device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> tuple[torch.device, torch.dtype]:
-    """"auto": CUDA with bf16 where there is a GPU, else CPU float32."""
+    """"auto": CUDA with bf16 where there is a GPU, else CPU float32. A device that is not there
+    raises `ModelLoadError` naming the ones that are."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelLoadError(f"unknown device {str(device)!r}; available here: {', '.join(available_devices())}") from None
+    usable = available_devices()
+    if device.type != "cpu" and not (str(device) in usable or (device.index is None and any(d.startswith(device.type) for d in usable))):
+        raise ModelLoadError(f"device {str(device)!r} is not available here; available: {', '.join(usable)}")
     if dtype == "auto":
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     elif isinstance(dtype, str):
@@ -119,7 +140,32 @@ def sampling_defaults(source: str, name: str) -> dict:
     return dict(block)
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> DreamDiffusionLM:
+def set_threads(model, threads: int | str | None, device: torch.device) -> None:
+    """torch's CPU threads for this process: `threads` when a number; "auto": one thread for a small
+    model on the CPU (SMALL_MODEL_PARAMETERS); None, or a larger model: torch's setting is left alone."""
+    if isinstance(threads, int) and not isinstance(threads, bool):
+        if threads < 1:
+            raise ModelLoadError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    elif threads not in (None, "auto"):
+        raise ModelLoadError(f"threads is a whole number, 'auto' or None, not {threads!r}")
+    elif threads == "auto" and device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
+        torch.set_num_threads(1)
+
+
+def weights_file(source: str) -> Path | None:
+    """The local weights file a load read (for naming it when it is corrupt)."""
+    for f in WEIGHT_FILES:
+        if (Path(source) / f).is_file():
+            return Path(source) / f
+    return None
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
+               threads: int | str | None = None) -> DreamDiffusionLM:
+    """A model by bundled name, directory or hub id, on `device`. `threads`: torch's CPU threads
+    (a number); "auto": one for a small model on the CPU, where more only contend (the CLI's and
+    `DiffusionEngine(name)`'s default); None: torch's setting as it is."""
     from . import register  # noqa: F401  (registers "Dream" with the Auto classes)
 
     name = str(name_or_path)
@@ -139,9 +185,14 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
     dev, dt = resolve_device(device, dtype)
     key = (source, str(dev), str(dt))
     if key in _loaded:
+        set_threads(_loaded[key].model, threads, dev)
         return _loaded[key]
     try:
         model = AutoModel.from_pretrained(source, dtype=dt, trust_remote_code=False)
+    except SafetensorError as exc:  # a corrupt or truncated file: name it
+        file = weights_file(source) if path is not None else None
+        what = str(file) if file is not None else f"the weights of {name!r}"
+        raise ModelLoadError(f"cannot load model {name!r}: {what} is corrupt or truncated ({str(exc).splitlines()[0]})") from None
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = "" if path is not None else " (not a local directory, and the Hugging Face hub has no such model or cannot be reached)"
@@ -152,5 +203,6 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
     if path is None or any((path / f).is_file() for f in TOKENIZER_FILES):
         tokenizer = load_tokenizer(source, name)
     lm = DreamDiffusionLM(model.to(dev), tokenizer, name=name, sampling=sampling_defaults(source, name))
+    set_threads(lm.model, threads, dev)
     _loaded[key] = lm
     return lm

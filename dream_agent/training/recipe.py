@@ -71,6 +71,7 @@ def train_small_model(
     if steps < 1 or batch_size < 1 or lr <= 0:
         raise DreamAgentError("steps and batch size must be at least 1 and the learning rate positive")
     out = Path(out)
+    check_out_dir(out)
     checkpoints = out / "checkpoints"
     # A planner with its own vocabulary (the tasks planner's words from a PDDL domain) builds its tokenizer.
     tokenizer = planner.tokenizer() if callable(getattr(planner, "tokenizer", None)) else char_tokenizer(planner.alphabet)
@@ -138,8 +139,19 @@ def train_small_model(
     return report
 
 
+def check_out_dir(out: Path) -> None:
+    """`--out` is a directory, or nothing yet: a `DreamAgentError` before any training starts otherwise."""
+    if out.exists() and not out.is_dir():
+        raise DreamAgentError(f"--out {out} is a file; name a directory (new or one from an earlier run)")
+    if any(p.exists() and not p.is_dir() for p in out.parents):
+        raise DreamAgentError(f"--out {out} lies under a file; name a directory")
+
+
 def write_model_dir(out: Path, model, tokenizer, card: str, extra: dict[str, str] | None = None) -> None:
-    """Save model, tokenizer and card next to each other, each file moved into place whole."""
+    """Save model, tokenizer and card next to each other, each file moved into place whole.
+
+    Every file gets the permissions a plain write would (0666 less the umask): safetensors writes
+    the weights through a private temporary file, which would otherwise leave them 0600."""
     staging = out / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
@@ -147,7 +159,11 @@ def write_model_dir(out: Path, model, tokenizer, card: str, extra: dict[str, str
     (staging / "README.md").write_text(card)
     for name, text in (extra or {}).items():  # files a planner needs beside its model (the tasks planner's domain)
         (staging / name).write_text(text)
+    umask = os.umask(0)
+    os.umask(umask)
     for item in staging.iterdir():
+        if item.is_file():
+            os.chmod(item, 0o666 & ~umask)
         os.replace(item, out / item.name)
     staging.rmdir()
 

@@ -46,7 +46,7 @@ def planner_tool(name: str, *, engine: DiffusionEngine | None = None, model: str
     def get_engine() -> DiffusionEngine:
         with lock:
             if state["engine"] is None:
-                state["engine"] = DiffusionEngine(load_model(model or name, device=device))
+                state["engine"] = DiffusionEngine(load_model(model or name, device=device, threads="auto"))
             return state["engine"]
 
     def run(problem: str) -> dict[str, Any]:
