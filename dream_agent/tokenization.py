@@ -8,9 +8,10 @@ as tokenizer.json and loads back with `AutoTokenizer.from_pretrained`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 PAD, MASK, UNK, BOS, EOS = "<|pad|>", "<|mask|>", "<|unk|>", "<|bos|>", "<|eos|>"
 SPECIAL_TOKENS = [PAD, MASK, UNK, BOS, EOS]
@@ -18,6 +19,10 @@ SPECIAL_TOKENS = [PAD, MASK, UNK, BOS, EOS]
 
 def char_tokenizer(alphabet: Iterable[str]) -> PreTrainedTokenizerFast:
     """A tokenizer with the special tokens first (pad=0, mask=1, unk=2, bos=3, eos=4), then one token a character."""
+    # Imported here: planners read SPECIAL_TOKENS when listed, without paying for transformers.
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     chars: list[str] = []
     for ch in alphabet:
         if len(ch) != 1:

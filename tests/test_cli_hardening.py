@@ -15,19 +15,7 @@ from dream_agent.cli.main import main
 from dream_agent.model import loading
 from planners import get_planner
 
-from .test_cli_solve import PUZZLE_4, save_random_model
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return {name: save_random_model(tmp_path_factory.mktemp(name), get_planner(name).alphabet)
-            for name in ("sudoku", "countdown")}
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from .test_cli_solve import PUZZLE_4, models, run  # noqa: F401  (models: a fixture)
 
 
 def one_line(err: str) -> bool:

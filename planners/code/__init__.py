@@ -20,10 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-import torch
-
 from dream_agent.errors import ProblemError, TemplateError
-from dream_agent.refine import SolveResult
 from dream_agent.template import Anchor, Slot, Template
 from dream_agent.validation import Violation
 
@@ -137,6 +134,8 @@ class CodePlanner(Planner):
         return ([bos] if bos is not None else []), ([eos] if eos is not None else [])
 
     def encode(self, problem: CodeProblem, tokenizer, solution: str | None = None) -> Template:
+        import torch  # here, so that listing planners and parsing input load no torch
+
         head, tail = self._ends(tokenizer)
         segments = [Anchor(p) if isinstance(p, str) else Slot(p.name, self._length(p))
                     for p in self._shown(problem, tokenizer) if p != ""]
@@ -158,6 +157,8 @@ class CodePlanner(Planner):
         return template.with_values(ids, remask=[])
 
     def decode(self, problem: CodeProblem, template: Template, ids) -> str:
+        import torch  # here, so that listing planners and parsing input load no torch
+
         ids = torch.as_tensor(ids)
         ids = (ids[0] if ids.dim() == 2 else ids).tolist()
         tok = template.tokenizer
@@ -257,6 +258,8 @@ class CodePlanner(Planner):
             raise TemplateError("the skeleton does not fit the model's context at any hole length")
         total.solution, total.valid, total.violations = best.solution, best.valid, best.violations
         total.problem = problem
+        from .result import CodeSolveResult  # the model stack loads only once something is solved
+
         return CodeSolveResult(**{f.name: getattr(total, f.name) for f in fields(total)})
 
 
@@ -276,12 +279,6 @@ class CodePlanner(Planner):
                 return fitted
             window = int(window * 0.8)
         return problem  # nothing fits: solve raises TemplateError, and this length is skipped
-
-
-@dataclass
-class CodeSolveResult(SolveResult):
-    def to_dict(self) -> dict:
-        return {"code": self.solution, **super().to_dict()}  # `solve code --json` names the program "code"
 
 
 __all__ = ["CodePlanner", "CodeProblem", "CodeTest", "Hole", "Rules", "parse_problem", "parse_skeleton", "parse_tests"]

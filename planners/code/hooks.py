@@ -21,12 +21,14 @@ from __future__ import annotations
 import io
 import tokenize
 import warnings
-
-import torch
+from typing import TYPE_CHECKING
 
 from dream_agent.template import Template
 
 from .skeleton import CodeProblem, Hole
+
+if TYPE_CHECKING:
+    import torch
 
 NOT_FINISHED = ("was never closed", "expected 'except' or 'finally' block", "unterminated triple-quoted", "unexpected EOF", "expected an indented block",
                 "incomplete input")
@@ -108,4 +110,6 @@ class DeadEnd:
             if reason:
                 self.reasons.append(reason)
             out.append(reason is not None)
+        import torch  # here: listing planners loads no torch
+
         return torch.tensor(out, dtype=torch.bool)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import re
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
-
 from dream_agent.tokenization import SPECIAL_TOKENS
 
 from .domain import Domain, object_key
@@ -31,7 +28,11 @@ def domain_words(domain: Domain) -> tuple[list[str], list[str]]:
     return [_word(p) for p in domain.predicates], [_word(a) for a in domain.schemas]
 
 
-def domain_tokenizer(domain: Domain, max_objects: dict[str, int]) -> PreTrainedTokenizerFast:
+def domain_tokenizer(domain: Domain, max_objects: dict[str, int]):
+    """The domain's word-level `PreTrainedTokenizerFast` (transformers loads here, not when planners are listed)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     preds, acts = domain_words(domain)
     objects = [f"{key}{i + 1}" for key, n in sorted(max_objects.items()) for i in range(n)]
     words = SPECIAL_TOKENS + STRUCTURE + preds + acts + objects
