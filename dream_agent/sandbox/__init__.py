@@ -114,10 +114,20 @@ def _bwrap_binary() -> str | None:
 BASE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
+def _under_tmp() -> list[str]:
+    """The server's own files and the interpreter, where they live under /tmp (a checkout or a venv
+    there): bound read-only again over the private /tmp, or the server could not start."""
+    keep = []
+    for path in dict.fromkeys(Path(p).resolve() for p in (SERVER.parent, sys.prefix, sys.base_prefix)):
+        if path.is_relative_to("/tmp"):
+            keep += ["--ro-bind", str(path), str(path)]
+    return keep
+
+
 def _bwrap_command(bwrap: str) -> list[str]:
     # Read-only root, private /tmp, /dev and /proc of its own; every namespace unshared; no
     # capabilities; the sandbox dies with its parent; no variable of the parent's environment.
-    return [bwrap, "--ro-bind", "/", "/", "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc",
+    return [bwrap, "--ro-bind", "/", "/", "--tmpfs", "/tmp", *_under_tmp(), "--dev", "/dev", "--proc", "/proc",
             "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
             "--setenv", "PATH", BASE_ENV["PATH"], "--setenv", "LANG", BASE_ENV["LANG"],
             "--setenv", "DREAM_SANDBOX_PRIVATE_TMP", "1", "--chdir", "/tmp"]
