@@ -4,7 +4,7 @@ the full system with random weights, plan length against Fast Downward's optimal
     python benchmarks/tasks_eval.py --domain ../shared/data/pddl/blocks/domain.pddl \\
         --model dream_agent/bundled/tasks-blocks ../shared/data/pddl/blocks/probBLOCKS-{4,5,6,7,8}-*.pddl
     python benchmarks/tasks_eval.py --domain ../shared/data/pddl/gripper/domain.pddl \\
-        --model dream_agent/bundled/tasks-gripper-strips ../shared/data/pddl/gripper/prob0{1,2,3,4}.pddl
+        --model MODEL ../shared/data/pddl/gripper/prob0{1,2,3,4}.pddl   # a model from `dream-agent train tasks`
 
 Runs what `dream-agent eval tasks` runs (`planners.tasks.evaluation.evaluate_tasks`), one row per
 group of files (grouped by --group-by: the problem size in the file name) and a total row.

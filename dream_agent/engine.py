@@ -168,7 +168,7 @@ class DiffusionEngine:
         settings = self._settings(overrides)
         bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
         prefix = bos + tok.encode(before, add_special_tokens=False)  # DreamOn's layout: bos, prefix, masks, suffix, eos
-        suffix = tok.encode(after, add_special_tokens=False) + [tok.eos_token_id]
+        suffix = tok.encode(after, add_special_tokens=False) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
         fill = infill_variable(self.model, prefix, suffix, expand_id=expand, delete_id=tok.eos_token_id,
                                initial=initial, max_new_tokens=max_new_tokens, per_step=per_step,
                                alg=settings["alg"], temperature=settings["temperature"], top_p=settings["top_p"],

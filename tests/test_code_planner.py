@@ -115,6 +115,9 @@ def test_dead_end_rule():
     assert prefix_is_dead("if x:\n") is None  # the block is still to come
     assert prefix_is_dead("x = eval(1)\ny", frozenset({"eval"}), hole_start=0) is not None
     assert prefix_is_dead("x = ev", frozenset({"eval"}), hole_start=0) is None  # `ev` may still grow
+    # a forbidden name in the fixed code after a filled hole is the user's, not the fill's
+    assert prefix_is_dead("x = y\nz = eval(x)\nw", frozenset({"eval"}), fills=[(4, 5)]) is None
+    assert prefix_is_dead("x = eval\nz = 1\nw", frozenset({"eval"}), fills=[(4, 8)]) is not None
 
 
 @pytest.mark.skipif(not SINGLE.exists(), reason="HumanEval infilling data not in ../shared/data/code")

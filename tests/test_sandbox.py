@@ -86,7 +86,7 @@ def test_writing_and_deleting_outside_the_work_dir_is_contained(box, tmp_path):
     needs(box, "filesystem")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    outside = Path(__file__).parent / "sandbox-probe.txt"  # outside /tmp: the host's own filesystem, read-only inside
+    outside = Path(__file__).parent / "sandbox-probe.txt"  # the checkout: read-only inside (hidden, under /tmp)
     try:
         result = box.run(f"open({str(outside)!r}, 'w').write('x')\n", [])
         # read-only there, or (a checkout under /tmp) not there at all: the private /tmp hides it

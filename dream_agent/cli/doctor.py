@@ -62,7 +62,7 @@ def doctor(
                                                      "omitted: every bundled model")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16")] = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a model, a line each, on stdout")] = False,
 ) -> None:
     """Load a model, print what it is and the settings it will use, and run one short fill."""
     from dream_agent.model import bundled_models

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         typer.echo(f"dream-agent: {message}", err=True)
         return getattr(exc, "exit_code", None) or 2
-    except (DreamAgentError, ValueError, FileNotFoundError) as exc:
+    except (DreamAgentError, ValueError, OSError) as exc:  # OSError: a file that cannot be read or written
         typer.echo(f"dream-agent: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
         return 2
     if code == INTERRUPTED:  # typer turns Ctrl-C into exit 130 itself, silently, before the handler above

@@ -22,7 +22,7 @@ puts in a pipe the child reads only after every test has run: a candidate that e
 (`os._exit(0)`, `sys.exit(0)`, an atexit hook) never gets there, and printing a success
 line goes to stdout, which the verdict never reads. (A candidate that reads the harness's
 own pipes or memory through ctypes or /proc could still forge one; the planner's rules can
-forbid those names. See docs/SANDBOX.md.)
+forbid those names. See docs/CODE.md.)
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ try:  # the filter is optional: the host reports whether it is active
 except Exception:  # noqa: BLE001 (a broken libseccomp is as good as none)
     pyseccomp = None
 
-RUNS = "/tmp/dream-sandbox"  # under bubblewrap, /tmp is a private tmpfs that vanishes with the sandbox
+# Under bubblewrap /tmp is a private tmpfs that vanishes with the sandbox; without it the folder is
+# made unique per server in main(), so two servers (eval's workers) never share or wipe one.
+RUNS = "/tmp/dream-sandbox"
 OUTPUT_KEEP = 16 * 1024  # bytes of stdout/stderr kept for the report
 MiB = 1024 * 1024
 
@@ -314,8 +316,14 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     _set_subreaper()
-    shutil.rmtree(RUNS, ignore_errors=True)
-    os.makedirs(RUNS, mode=0o700, exist_ok=True)
+    global RUNS
+    if os.environ.get("DREAM_SANDBOX_PRIVATE_TMP") == "1":
+        shutil.rmtree(RUNS, ignore_errors=True)
+        os.makedirs(RUNS, mode=0o700, exist_ok=True)
+    else:
+        import tempfile
+
+        RUNS = tempfile.mkdtemp(prefix="dream-sandbox-")
     inp, out = sys.stdin.fileno(), sys.stdout.fileno()
     hello = {"ready": True, "seccomp": pyseccomp is not None, "pid": os.getpid()}
     _write_all(out, json.dumps(hello).encode())
@@ -336,4 +344,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        shutil.rmtree(RUNS, ignore_errors=True)  # the host closed the pipe: nothing of ours is left behind

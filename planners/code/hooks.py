@@ -34,8 +34,10 @@ NOT_FINISHED = ("was never closed", "expected 'except' or 'finally' block", "unt
                 "incomplete input")
 
 
-def prefix_is_dead(prefix: str, forbidden: frozenset[str] = frozenset(), hole_start: int | None = None) -> str | None:
-    """Why no continuation of `prefix` can be a valid program (None: it may still be)."""
+def prefix_is_dead(prefix: str, forbidden: frozenset[str] = frozenset(), hole_start: int | None = None,
+                   fills: list[tuple[int, int]] | None = None) -> str | None:
+    """Why no continuation of `prefix` can be a valid program (None: it may still be). A forbidden
+    name counts only inside the fill: the spans `fills` (start, end), or from `hole_start` on."""
     last_line = prefix.count("\n") + 1
     try:
         with warnings.catch_warnings():  # a fill such as "1if" warns before it fails; the warning is noise here
@@ -46,7 +48,9 @@ def prefix_is_dead(prefix: str, forbidden: frozenset[str] = frozenset(), hole_st
             return f"syntax error on line {e.lineno}: {e.msg}"
     except ValueError:  # a NUL byte: no continuation helps
         return "the fill holds a NUL byte"
-    if forbidden and hole_start is not None:
+    if fills is None and hole_start is not None:
+        fills = [(hole_start, len(prefix))]
+    if forbidden and fills:
         toks = []
         try:
             for t in tokenize.generate_tokens(io.StringIO(prefix).readline):
@@ -59,7 +63,7 @@ def prefix_is_dead(prefix: str, forbidden: frozenset[str] = frozenset(), hole_st
         names = [t for t in toks if t.type == tokenize.NAME]
         for t in names[:-1]:  # the last name may still be growing
             start = offsets[t.start[0] - 1] + t.start[1]
-            if start >= hole_start and t.string in forbidden:
+            if t.string in forbidden and any(lo <= start < hi for lo, hi in fills):
                 return f"the fill uses the forbidden name {t.string!r}"
     return None
 
@@ -83,30 +87,32 @@ class DeadEnd:
             self._text[i] = "" if i in self.skip else self.tokenizer.decode([i])
         return self._text[i]
 
-    def known_prefix(self, row: list[int]) -> tuple[str, int | None]:
-        """The text before the first masked position, and where the first hole's text starts in it."""
+    def known_prefix(self, row: list[int]) -> tuple[str, list[tuple[int, int]]]:
+        """The text before the first masked position, and the (start, end) spans of fill text in it
+        (the fixed code between holes is the user's: its names are not the fill's)."""
         parts: list[str] = []
-        hole_start = None
+        fills: list[tuple[int, int]] = []
+        at = 0
         for piece, positions in self.layout:
             if isinstance(piece, str):
                 parts.append(piece)
+                at += len(piece)
                 continue
-            if hole_start is None:
-                hole_start = sum(len(p) for p in parts)
+            start = at
             for p in positions:
-                if row[p] == self.mask_id:
-                    return "".join(parts), hole_start
-                text = self._token_text(row[p])
-                if "\ufffd" in text:  # a partial UTF-8 byte of a BPE token: the prefix ends before it
-                    return "".join(parts), hole_start
+                text = "" if row[p] == self.mask_id else self._token_text(row[p])
+                if row[p] == self.mask_id or "\ufffd" in text:  # masked, or a partial UTF-8 byte of a BPE token
+                    return "".join(parts), fills + [(start, at)]
                 parts.append(text)
-        return "".join(parts), hole_start
+                at += len(text)
+            fills.append((start, at))
+        return "".join(parts), fills
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = []
         for row in x.tolist():
-            prefix, hole_start = self.known_prefix(row)
-            reason = prefix_is_dead(prefix, self.forbidden, hole_start) if hole_start is not None else None
+            prefix, fills = self.known_prefix(row)
+            reason = prefix_is_dead(prefix, self.forbidden, fills=fills) if fills else None
             if reason:
                 self.reasons.append(reason)
             out.append(reason is not None)

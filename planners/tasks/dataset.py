@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from dream_agent.errors import ProblemError
+
 from .domain import Domain, Task
 from .oracle import optimal_plan
 
@@ -49,6 +51,11 @@ def solve_into(path: str | Path, make_task, n: int, *, seed: int = 0, max_len: i
     start, tried = time.time(), 0
     with open(path, "a", encoding="utf-8") as f:
         while have < n:
+            if tried >= 50 * n + 100:  # the generator rarely yields a plan within the limits: stop
+                if have == 0:
+                    raise ProblemError(f"none of {tried} generated problems has an oracle plan of at most "
+                                       f"{max_len} steps within {timeout} s; raise --max-steps")
+                break
             task = make_task(rng)
             tried += 1
             plan = optimal_plan(task, timeout=timeout)

@@ -3,7 +3,7 @@
     tok = domain_tokenizer(domain, max_objects={"o": 8})
     tok.save_pretrained(dir); AutoTokenizer.from_pretrained(dir)   # like the character tokenizers
 
-A user's own domain gets its own tokenizer; a model trained on it reads `limits(tok)` back
+A user's own domain gets its own tokenizer; a model trained on it reads `object_limits(tok)` back
 (how many objects of each type it has slots for).
 """
 
