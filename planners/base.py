@@ -117,11 +117,12 @@ def require_text(text: object, what: str) -> str:
     return text
 
 
-def read_text_file(path: str) -> str:
-    """An evaluation file's text; a `ProblemError` that says why it cannot be read otherwise."""
-    p = Path(path)
+def read_text_file(path: str, directory: str = "not a data file") -> str:
+    """A file's text (an evaluation file, a problem); a `ProblemError` that says why it cannot be read
+    otherwise. `directory` finishes the message for a directory given in its place."""
+    p = Path(path).expanduser()
     if p.is_dir():
-        raise ProblemError(f"{path} is a directory, not a data file")
+        raise ProblemError(f"{path} is a directory, {directory}")
     if not p.is_file():
         raise ProblemError(f"no such file: {path}")
     try:

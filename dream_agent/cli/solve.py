@@ -37,20 +37,6 @@ def _is_file(text: str) -> bool:
         return False
 
 
-def read_problem_file(name: str) -> str:
-    path = Path(name).expanduser()
-    if path.is_dir():
-        raise DreamAgentError(f"{name} is a directory; give a problem, or a file holding one")
-    if not path.is_file():
-        raise DreamAgentError(f"no such file: {name}")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DreamAgentError(f"{name} is not UTF-8 text") from None
-    except OSError as e:
-        raise DreamAgentError(f"cannot read {name}: {e.strerror or e}") from None
-
-
 def problem_text(tokens: list[str], target: str | None = None) -> str:
     """The problem as one text: a file's contents (or stdin for "-"), else the arguments joined.
 
@@ -59,7 +45,9 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
     if len(tokens) == 1 and tokens[0] == "-":
         text = sys.stdin.read()
     elif len(tokens) == 1 and (_is_file(tokens[0]) or PATH_LIKE.match(tokens[0])):
-        text = read_problem_file(tokens[0])
+        from planners.base import read_text_file
+
+        text = read_text_file(tokens[0], directory="give a problem, or a file holding one")
     else:
         # Unknown options reach here (negative numbers must): name a typo as an option error.
         if typos := [t for t in tokens if OPTION_LIKE.match(t)]:
