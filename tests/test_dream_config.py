@@ -56,17 +56,15 @@ def test_dream_coder_config_differences_load(tmp_path):
     """Dream-Coder-v0's published config differs from Dream-v0's in its context (32768) and bos id
     (151665, `<|beginoftext|>`); the same loading path reads it (docs/DREAM.md)."""
     import json
-    from pathlib import Path
 
     from dream_agent.model import load_model
 
-    tiny = Path(__file__).resolve().parents[2] / "shared" / "data" / "dream_tiny"
-    if not tiny.is_dir():
+    from .test_dream_fidelity import TINY, tiny_copy
+
+    if not TINY.is_dir():
         pytest.skip("../shared/data/dream_tiny is absent")
-    for f in tiny.iterdir():
-        if f.name != "config.json":
-            (tmp_path / f.name).symlink_to(f)
-    config = json.loads((tiny / "config.json").read_text())
+    tiny_copy(tmp_path, leave_out=("config.json",))
+    config = json.loads((TINY / "config.json").read_text())
     config.update(max_position_embeddings=32768, bos_token_id=151665, max_window_layers=28)
     (tmp_path / "config.json").write_text(json.dumps(config))
     lm = load_model(tmp_path, device="cpu")

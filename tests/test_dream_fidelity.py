@@ -39,6 +39,15 @@ def expected(index: int, run: dict) -> list[list[int]]:
     return run.get("sequences") or [run["sequence"]]
 
 
+def tiny_copy(where: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
+    """dream_tiny's files linked into `where` (created), but for `leave_out`: a checkpoint to alter."""
+    where.mkdir(parents=True, exist_ok=True)
+    for f in TINY.iterdir():
+        if f.name not in leave_out:
+            (where / f.name).symlink_to(f)
+    return where
+
+
 def dream_settings(settings: dict) -> dict:
     """diffusion_generate's keywords -> denoise's: the same names, and an omitted top_k stays omitted."""
     return {k: v for k, v in settings.items() if k != "max_new_tokens"}
@@ -67,24 +76,16 @@ def test_no_checkpoint_code_runs_and_no_prompt(monkeypatch, tmp_path):
     import builtins
 
     monkeypatch.setattr(builtins, "input", lambda *a: pytest.fail("asked the user whether to run remote code"))
-    copy = tmp_path / "dream"
-    copy.mkdir()
-    for f in TINY.iterdir():
-        (copy / f.name).symlink_to(f)
-    (copy / "tokenization_dream.py").unlink()
-    (copy / "tokenization_dream.py").write_text("raise SystemExit('checkpoint code ran')\n")
-    (copy / "modeling_dream.py").unlink()
-    (copy / "modeling_dream.py").write_text("raise SystemExit('checkpoint code ran')\n")
+    code = ("tokenization_dream.py", "modeling_dream.py")
+    copy = tiny_copy(tmp_path / "dream", leave_out=code)
+    for name in code:
+        (copy / name).write_text("raise SystemExit('checkpoint code ran')\n")
     lm = load_model(copy, device="cpu", dtype="float32")
     assert lm.tokenizer.mask_token_id == 151666 and type(lm.model).__module__.startswith("dream_agent.")
 
 
 def test_unknown_custom_tokenizer_is_refused(tmp_path):
-    copy = tmp_path / "custom"
-    copy.mkdir()
-    for f in TINY.iterdir():
-        if f.name != "tokenizer_config.json":
-            (copy / f.name).symlink_to(f)
+    copy = tiny_copy(tmp_path / "custom", leave_out=("tokenizer_config.json",))
     config = json.loads((TINY / "tokenizer_config.json").read_text())
     config["tokenizer_class"] = "SomeOtherTokenizer"
     (copy / "tokenizer_config.json").write_text(json.dumps(config))
@@ -177,10 +178,7 @@ def test_loads_by_hub_id_from_the_hub_cache(tmp_path):
     import sys
 
     repo = tmp_path / "hub" / "models--Dream-org--Dream-v0-Instruct-7B"
-    snapshot = repo / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    for f in TINY.iterdir():
-        (snapshot / f.name).symlink_to(f)
+    tiny_copy(repo / "snapshots" / ("0" * 40))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
