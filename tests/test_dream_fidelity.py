@@ -30,13 +30,17 @@ REFERENCE = json.loads((TINY / "reference.json").read_text()) if (TINY / "refere
 SAME_TORCH = json.loads((Path(__file__).parent / "data" / "dream_tiny_bf16_torch.json").read_text())
 
 
-def expected(index: int, run: dict) -> list[list[int]]:
+def expected(index: int, run: dict) -> list[list[list[int]]]:
+    """The outputs Dream's own code gave for this run: reference.json's, and for the six bf16 runs whose
+    rounding follows torch's CPU kernels, also the one recorded with Dream's code on torch 2.13.0 on a
+    machine whose kernels round differently (on AVX2 kernels, ours and Dream's equal reference.json)."""
+    reference = run.get("sequences") or [run["sequence"]]
     key = str(index)
     if key in SAME_TORCH["differs_from_reference"]:
         if torch.__version__ != SAME_TORCH["torch"]:
             pytest.skip(f"bf16 run {index} depends on torch's bf16 kernels; recorded for torch {SAME_TORCH['torch']}")
-        return SAME_TORCH["runs"][key]
-    return run.get("sequences") or [run["sequence"]]
+        return [reference, SAME_TORCH["runs"][key]]
+    return [reference]
 
 
 def tiny_copy(where: Path, *, leave_out: tuple[str, ...] = ()) -> Path:
@@ -113,14 +117,15 @@ def test_denoise_reproduces_diffusion_generate(tiny, index):
     if "batch_left_padded" in run:
         batch = run["batch_left_padded"]
         prompts = [[t for t, keep in zip(ids, mask) if keep] for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
-        want = [[t for t, keep in zip(seq, mask + [1] * new) if keep] for seq, mask in zip(want, batch["attention_mask"])]
+        want = [[[t for t, keep in zip(seq, mask + [1] * new) if keep] for seq, mask in zip(w, batch["attention_mask"])]
+                for w in want]
         padding = {"padding_side": "left"}  # the batch as Dream's demo lays it out; see docs/DREAM.md
     else:
         prompts, padding = [REFERENCE["chat"]["input_ids"]], {}
     templates = [Template([Anchor(p), Slot("answer", new)], lm.tokenizer) for p in prompts]
     torch.manual_seed(run["seed"])  # as the reference did, right before the call
     result = denoise(lm, templates, **dream_settings(run["settings"]), **padding)
-    assert [result.row_ids(b).tolist() for b in range(len(templates))] == want
+    assert [result.row_ids(b).tolist() for b in range(len(templates))] in want
 
 
 def test_left_and_right_padding_agree_in_float32(tiny):
