@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--max-rounds", type=int, default=None, help="default: the planner's own")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=1, help="1: per-problem latencies, as recorded in BENCHMARKS.md")
     ap.add_argument("--random", action="store_true", help="random weights of the same shape (an ablation)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -47,7 +48,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for path in args.data:
         problems = [ex.problem for ex in planner.load_dataset(path)][: args.limit]
-        m = evaluate(engine, planner, problems, max_rounds=args.max_rounds).metrics
+        m = evaluate(engine, planner, problems, max_rounds=args.max_rounds, batch_size=args.batch_size).metrics
         print(f"| {Path(path).name} | {m.problems} | {m.model_only_rate:.1%} | {m.solve_rate:.1%} | {m.mean_nfe:.0f} "
               f"| {m.median_seconds:.3f} | {m.p95_seconds:.3f} |", flush=True)
 

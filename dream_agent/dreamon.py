@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .sampler import CONFIDENCE, _choose, _probs
+from .decoding import CONFIDENCE, choose, token_probs
 
 EXPAND_TOKEN = "<|expand|>"
 
@@ -87,8 +87,8 @@ def infill_variable(
         logits[:, mask_id] = low
         if len(span) >= max_new_tokens or budget == 0:
             logits[:, expand_id] = low  # the span may not grow past its maximum
-        probs = _probs(logits, temperature, top_p, top_k)  # (M, V)
-        chosen_p, tokens = _choose(probs, temperature, generator)
+        probs = token_probs(logits, temperature, top_p, top_k)  # (M, V)
+        chosen_p, tokens = choose(probs, temperature, generator)
         conf = CONFIDENCE[alg](probs, chosen_p)  # (M,)
         k = min(per_step, len(masked))
         if alg_temp:

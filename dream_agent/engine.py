@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import TemplateError
 from .model import DiffusionLM, load_model
-from .sampler import ALGS, DREAM_TOP_K, DenoiseResult, denoise
+from .batching import Job
+from .sampler import ALGS, DREAM_TOP_K, DenoiseResult, denoise, denoise_job
 from .template import Anchor, Slot, Template, slot_length
 
 MASK_HOLE = re.compile(r"\[MASK:([0-9]+)\]")
@@ -82,6 +83,10 @@ class DiffusionEngine:
     def fill(self, templates: Template | Sequence[Template], **overrides: Any) -> DenoiseResult:
         """Denoise one template or a batch with the engine's settings, overridden per call."""
         return denoise(self.model, templates, **self._settings(overrides))
+
+    def fill_job(self, templates: Template | Sequence[Template], **overrides: Any) -> Job[DenoiseResult]:
+        """`fill` as a job, for `dream_agent.batching` to run beside others."""
+        return denoise_job(self.model, templates, **self._settings(overrides))
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """Messages -> prompt text through the tokenizer's chat template (Dream-Instruct has one)."""

@@ -14,15 +14,17 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .engine import DiffusionEngine
 from .errors import quoted
-from .refine import SolveResult, rounds_for, solve
+from .refine import SolveResult, rounds_for, solve_many
 
-ProgressCallback = Callable[[int, SolveResult], None]  # (index of the problem, its result)
+ProgressCallback = Callable[[int, SolveResult], None]  # (index of the problem, its result), as each finishes
+DEFAULT_BATCH = 32  # problems a forward pass; BENCHMARKS.md "Batched solving" measures 1, 8 and 32
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,16 @@ class EvalMetrics:
     steps: int | None = None  # forward passes a round; None = one per masked position
     max_rounds: int = 10
     constraints: bool = True
+    batch_size: int = 1
+    wall_seconds: float = 0.0  # the whole run
+    problems_per_second: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for k in ("solve_rate", "model_only_rate", "mean_nfe", "mean_rounds"):
             out[k] = round(out[k], 4)
-        for k in ("median_seconds", "p95_seconds"):
+        out["problems_per_second"] = round(out["problems_per_second"], 3)
+        for k in ("median_seconds", "p95_seconds", "wall_seconds"):
             out[k] = round(out[k], 5)
         return out
 
@@ -66,11 +72,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def summarize(results: Sequence[SolveResult], *, steps: int | None = None, max_rounds: int = 10,
-              constraints: bool = True) -> EvalMetrics:
+              constraints: bool = True, batch_size: int = 1, wall_seconds: float | None = None) -> EvalMetrics:
     n = len(results)
     solved = sum(r.valid for r in results)
     model_only = sum(r.model_only_valid for r in results)
     seconds = [r.seconds for r in results]
+    wall = sum(seconds) if wall_seconds is None else wall_seconds  # one at a time unless told
     return EvalMetrics(
         problems=n,
         solved=solved,
@@ -84,6 +91,9 @@ def summarize(results: Sequence[SolveResult], *, steps: int | None = None, max_r
         steps=steps,
         max_rounds=max_rounds,
         constraints=constraints,
+        batch_size=batch_size,
+        wall_seconds=wall,
+        problems_per_second=n / wall if wall > 0 else 0.0,
     )
 
 
@@ -98,21 +108,25 @@ def evaluate(
     search: bool = True,
     samples: int = 1,
     seed: int = 0,
+    batch_size: int = DEFAULT_BATCH,
     on_result: ProgressCallback | None = None,
 ) -> EvalReport:
-    """Solve every problem (one at a time: the numbers are per-problem latencies) and summarise."""
+    """Solve every problem and summarise; problem i with seed + i.
+
+    batch_size: problems whose searches share each forward pass (`refine.solve_many`); a problem's
+    result is the same at any batch size, its `seconds` (so median and p95) are its latency in the
+    batch, and `problems_per_second` is the throughput of the whole run. 1: one at a time."""
     if not problems:
         raise ValueError("there are no problems to evaluate")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     max_rounds = rounds_for(planner, max_rounds)  # recorded in the metrics as a number
-    results = []
-    for i, problem in enumerate(problems):
-        run = planner.solve_with if hasattr(planner, "solve_with") else (lambda e, pr, **kw: solve(e, planner, pr, **kw))
-        result = run(engine, problem, steps=steps, max_rounds=max_rounds,
-                     constraints=constraints, search=search, samples=samples, seed=seed + i)
-        results.append(result)
-        if on_result is not None:
-            on_result(i, result)
-    metrics = summarize(results, steps=steps, max_rounds=max_rounds, constraints=constraints)
+    start = time.perf_counter()
+    results = solve_many(engine, planner, problems, batch_size=batch_size, seed=seed, on_result=on_result,
+                         steps=steps, max_rounds=max_rounds, constraints=constraints, search=search, samples=samples)
+    wall = time.perf_counter() - start
+    metrics = summarize(results, steps=steps, max_rounds=max_rounds, constraints=constraints,
+                        batch_size=batch_size, wall_seconds=wall)
     return EvalReport(metrics, results)
 
 

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from .engine import DiffusionEngine
-from .sampler import CONFIDENCE
-from .search import backtrack
+from .batching import Job, run_job, run_jobs
+from .decoding import CONFIDENCE
+from .search import backtrack_job
 from .template import Template
 from .validation import Violation
 
@@ -98,7 +99,7 @@ class _Searched:
     exhausted: bool
 
 
-def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_step) -> _Searched:
+def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_step) -> Job[_Searched]:
     solutions: list[str] = []
     judged: dict[str, list[Violation]] = {}
 
@@ -110,7 +111,7 @@ def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_
 
     alg = engine.settings.alg if engine.settings.alg in CONFIDENCE else "entropy"
     view = None if on_step is None else (lambda step, row: on_step(2, step, row, base))
-    result = backtrack(engine.model, base, accept=accept, logits_hook=hooks.logits_hook, dead_end=hooks.dead_end,
+    result = yield from backtrack_job(engine.model, base, accept=accept, logits_hook=hooks.logits_hook, dead_end=hooks.dead_end,
                        max_nfe=max(1, budget), alg=alg, on_step=view,
                        window=getattr(planner, "search_window", lambda template: None)(base))
     best = None
@@ -120,7 +121,29 @@ def _search(engine, planner, problem, base: Template, hooks, *, budget: int, on_
     return _Searched(result.nfe, solutions, best, result.exhausted)
 
 
-def solve(
+def solve(engine: DiffusionEngine, planner, problem: Any, **settings: Any) -> SolveResult:
+    """Solve `problem` with `planner`'s template, the engine's model and the planner's validator.
+
+    The keywords are `solve_job`'s; the job runs here alone. `solve_many` runs many together."""
+    return run_job(engine.model, solve_job(engine, planner, problem, **settings))
+
+
+def solve_many(engine: DiffusionEngine, planner, problems: Sequence[Any], *, batch_size: int = 32, seed: int = 0,
+               on_result: Callable[[int, SolveResult], None] | None = None, **settings: Any) -> list[SolveResult]:
+    """Solve every problem, their searches advancing together: each step's forward passes carry every
+    running problem's rows (up to `batch_size`), and a finished problem's place is taken at once by
+    the next. Problem i is solved with seed + i, as `solve(..., seed=seed + i)` would solve it alone,
+    and gets the same result (rows are never padded: see `dream_agent.batching`). `seconds` is each
+    problem's own wall time from its start to its end, batch-mates' work included.
+
+    A planner with a `solve_job` of its own (code: holes tried at several lengths) is run through it."""
+    job = getattr(planner, "solve_job", None)
+    jobs = ((job(engine, problem, seed=seed + i, **settings) if job else
+             solve_job(engine, planner, problem, seed=seed + i, **settings)) for i, problem in enumerate(problems))
+    return run_jobs(engine.model, jobs, batch_size=batch_size, on_result=on_result)
+
+
+def solve_job(
     engine: DiffusionEngine,
     planner,
     problem: Any,
@@ -132,8 +155,8 @@ def solve(
     samples: int = 1,
     seed: int = 0,
     on_step: StepCallback | None = None,
-) -> SolveResult:
-    """Solve `problem` with `planner`'s template, the engine's model and the planner's validator.
+) -> Job[SolveResult]:
+    """`solve` as a job (`dream_agent.batching`): it yields every forward pass its rounds and search need.
 
     steps: forward passes per round (default: one per masked position, the best quality);
     max_rounds: denoising rounds in all, the model-only one included (default: the planner's `max_rounds`);
@@ -172,7 +195,7 @@ def solve(
         if on_step is not None:
             viewer = lambda step, x, logits, r=round_, t=template: (on_step(r, step, x[0], t), x)[1]  # noqa: E731
         use_hooks = hooks if (hooks is not None and not first) else None
-        result = engine.fill(
+        result = yield from engine.fill_job(
             [template] * rows,
             steps=round_steps,
             temperature=(engine.settings.temperature or 0.7) if sampling else engine.settings.temperature,
@@ -199,7 +222,7 @@ def solve(
         if not violations:
             break
         if first and search and hooks is not None and max_rounds > 1:
-            found = _search(engine, planner, problem, base, hooks, budget=(max_rounds - 1) * n_masked,
+            found = yield from _search(engine, planner, problem, base, hooks, budget=(max_rounds - 1) * n_masked,
                             on_step=on_step)
             nfe += found.nfe
             history.extend(found.solutions)

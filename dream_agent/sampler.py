@@ -28,76 +28,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .batching import Forward, Job, run_job
+from .decoding import ALGS, CONFIDENCE, DREAM_TOP_K, choose, collate, constrain, token_probs  # noqa: F401 (re-exported)
 from .template import Template
 
-# Dream's diffusion_generate on transformers 4.46, called without top_k, samples with top_k=50: the
-# legacy generation defaults of the model config (Dream's demo relies on it). None = no top-k.
-DREAM_TOP_K = 50
 
 LogitsHook = Callable[[int | None, torch.Tensor, torch.Tensor | None], torch.Tensor]
 TokensHook = Callable[[int | None, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-# ---- token choice (Dream's sample_tokens, with an optional generator) -------------------
-
-
-def top_p_logits(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    sorted_logits, sorted_idx = torch.sort(logits, descending=True)
-    cumulative = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1)
-    remove = cumulative > top_p
-    remove[..., 1:] = remove[..., :-1].clone()  # keep the first token that crosses top_p
-    remove[..., 0] = False
-    mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, sorted_idx, remove)
-    return logits.masked_fill(mask, torch.finfo(logits.dtype).min)
-
-
-def top_k_logits(logits: torch.Tensor, top_k: int) -> torch.Tensor:
-    top_k = min(top_k, logits.size(-1))
-    kth = torch.topk(logits, top_k)[0][..., -1, None]
-    return logits.masked_fill(logits < kth, torch.finfo(logits.dtype).min)
-
-
-def _probs(logits, temperature, top_p, top_k, float32_softmax=False):
-    """Token probabilities (M, V) in the logits' dtype, as Dream computes them; in float32 with
-    `float32_softmax` (a departure that changes bf16 fills: ties and rounding of confidences)."""
-    if temperature > 0:
-        logits = logits / temperature
-    # Departure: a row whose every token was forbidden becomes uniform instead of NaN.
-    logits = logits.clamp(min=torch.finfo(logits.dtype).min)
-    if top_p is not None and top_p < 1:
-        logits = top_p_logits(logits, top_p)
-    if top_k is not None:
-        logits = top_k_logits(logits, top_k)
-    return torch.softmax(logits.float() if float32_softmax else logits, dim=-1)  # [M, V]
-
-
-def _choose(probs, temperature, generator):
-    """Chosen token and its probability: argmax at temperature 0, else a draw."""
-    if temperature > 0:
-        x0 = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        return torch.gather(probs, -1, x0[:, None]).squeeze(-1), x0
-    return probs.max(dim=-1)  # (confidence, x0)
-
-
-# Confidence of a masked position, by Dream's `alg`: higher is revealed first.
-def _conf_maskgit_plus(probs, chosen_p):
-    return chosen_p
-
-
-def _conf_topk_margin(probs, chosen_p):
-    top2 = torch.topk(probs, 2, dim=-1).values
-    return top2[:, 0] - top2[:, 1]
-
-
-def _conf_entropy(probs, chosen_p):
-    return torch.sum(probs * torch.log(probs + 1e-10), dim=-1)  # negative entropy
-
-
-CONFIDENCE = {"maskgit_plus": _conf_maskgit_plus, "topk_margin": _conf_topk_margin, "entropy": _conf_entropy}
-ALGS = ("origin", *CONFIDENCE)
-
-
-# ---- batching ---------------------------------------------------------------------------
+# ---- results ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -116,42 +56,18 @@ class DenoiseResult:
         return self.ids[row, : len(self.templates[row])]
 
 
-def _collate(model, templates: Sequence[Template], padding_side: str = "right"):
-    """Pad templates into x (masks written), a fixed mask, and the allowed-token table."""
-    B, N = len(templates), max(len(t) for t in templates)
-    device = model.device
-    x = torch.full((B, N), model.pad_token_id, dtype=torch.long)
-    real = torch.zeros((B, N), dtype=torch.bool)
-    masked = torch.zeros((B, N), dtype=torch.bool)
-    allow_row = torch.full((B, N), -1, dtype=torch.long)  # row of `table` that constrains (b, i), -1 = none
-    rows: dict[tuple[int, ...], int] = {}
-    for b, t in enumerate(templates):
-        n = len(t)
-        at = N - n if padding_side == "left" else 0  # where the row's first token goes
-        x[b, at:at + n] = t.input_ids
-        real[b, at:at + n] = True
-        masked[b, at:at + n] = t.masked
-        for i, allowed in enumerate(t.allowed):
-            if allowed is not None and bool(t.masked[i]):
-                allow_row[b, at + i] = rows.setdefault(tuple(allowed), len(rows))
-    x[masked] = model.mask_token_id
-    table = None
-    if rows:
-        vocab = getattr(model, "vocab_size", None) or (max(max(k) for k in rows) + 1)
-        table = torch.zeros((len(rows), vocab), dtype=torch.bool)  # (K, V) True = allowed
-        for allowed, r in rows.items():
-            if max(allowed) >= vocab:
-                raise ValueError(f"an allowed token id ({max(allowed)}) is outside the model's vocabulary of {vocab}")
-            table[r, list(allowed)] = True
-        table = table.to(device)
-    return x.to(device), real.to(device), allow_row.to(device), table
-
-
 # ---- the loop -----------------------------------------------------------------------------
 
 
+def denoise(model, templates: Template | Sequence[Template], **settings) -> DenoiseResult:
+    """Fill the masked positions of `templates` with `model` over at most `steps` forward passes.
+
+    The keywords are `denoise_job`'s; the job runs here alone, one forward pass a step."""
+    return run_job(model, denoise_job(model, templates, **settings))
+
+
 @torch.no_grad()
-def denoise(
+def denoise_job(
     model,
     templates: Template | Sequence[Template],
     *,
@@ -170,8 +86,11 @@ def denoise(
     generator: torch.Generator | None = None,
     return_history: bool = False,
     padding_side: str = "right",
-) -> DenoiseResult:
-    """Fill the masked positions of `templates` with `model` over at most `steps` forward passes."""
+) -> Job[DenoiseResult]:
+    """The denoising loop as a job (`dream_agent.batching`): each step yields its forward pass over
+    the batch and receives the logits, so that other jobs' rows may share the pass.
+
+    Settings are checked when the job starts (its first `next`)."""
     templates = [templates] if isinstance(templates, Template) else list(templates)
     if not templates:
         raise ValueError("denoise needs at least one template")
@@ -189,7 +108,7 @@ def denoise(
 
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
-    x, real, allow_row, table = _collate(model, templates, padding_side)
+    x, real, allow_row, table = collate(model, templates, padding_side)
     attention_mask = None if bool(real.all()) else real.long()
     mask_id = model.mask_token_id
     confidence = torch.where(x == mask_id, torch.zeros_like(x, dtype=torch.float), torch.ones_like(x, dtype=torch.float))
@@ -217,11 +136,11 @@ def denoise(
             mask_index = (x == mask_id) & real & in_block  # (B, N)
             if not bool(mask_index.any()):
                 break  # departure: nothing left to fill in this block, skip the remaining passes
-            logits = model.logits(x, attention_mask)  # (B, N, V), aligned
+            logits = yield Forward(x, attention_mask)  # (B, N, V), aligned
             nfe += 1
             if logits_hook is not None:
                 logits = logits_hook(i, x, logits)
-            mask_logits = _constrain(logits[mask_index], allow_row[mask_index], table, mask_id)  # (M, V)
+            mask_logits = constrain(logits[mask_index], allow_row[mask_index], table, mask_id)  # (M, V)
             t, s = timesteps[i], timesteps[i + 1]
             last_step = i == block_steps - 1
             if alg == "origin":
@@ -250,22 +169,6 @@ def _result(x, nfe, confidence, real, templates, history, padding_side) -> Denoi
     return DenoiseResult(x, nfe, confidence, real.long(), templates, history)
 
 
-def _constrain(mask_logits, allow_rows, table, mask_id):
-    """Forbidden tokens get the lowest logit: the template's allowed sets, and MASK everywhere.
-
-    Departure: Dream may pick MASK itself as a token; here it never does, so a finished
-    fill has no mask left."""
-    low = torch.finfo(mask_logits.dtype).min
-    mask_logits = mask_logits.clone()
-    mask_logits[:, mask_id] = low
-    if table is not None:
-        constrained = allow_rows >= 0
-        if bool(constrained.any()):
-            allowed = table[allow_rows[constrained]]  # (K, V)
-            mask_logits[constrained] = mask_logits[constrained].masked_fill(~allowed, low)
-    return mask_logits
-
-
 def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temperature, top_p, top_k, float32_softmax,
                  generator):
     """Dream's `origin`: each masked position is revealed with probability 1 - s/t."""
@@ -274,8 +177,8 @@ def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temper
     transfer = draws < p_transfer  # (M,)
     x0 = x[mask_index].clone()  # (M,) still MASK unless transferred
     if bool(transfer.any()):
-        probs = _probs(mask_logits[transfer], temperature, top_p, top_k, float32_softmax)
-        chosen_p, tokens = _choose(probs, temperature, generator)
+        probs = token_probs(mask_logits[transfer], temperature, top_p, top_k, float32_softmax)
+        chosen_p, tokens = choose(probs, temperature, generator)
         x0[transfer] = tokens
         conf = confidence[mask_index]
         conf[transfer] = chosen_p.to(conf.dtype)
@@ -288,8 +191,8 @@ def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temper
 def _step_ranked(x, mask_index, mask_logits, confidence, t, s, last_step, alg, temperature, top_p, top_k,
                  float32_softmax, alg_temp, threshold, generator):
     """maskgit_plus / topk_margin / entropy: reveal the k most confident masked positions."""
-    probs = _probs(mask_logits, temperature, top_p, top_k, float32_softmax)  # (M, V)
-    chosen_p, x0 = _choose(probs, temperature, generator)
+    probs = token_probs(mask_logits, temperature, top_p, top_k, float32_softmax)  # (M, V)
+    chosen_p, x0 = choose(probs, temperature, generator)
     conf = CONFIDENCE[alg](probs, chosen_p)  # (M,)
 
     n_masked = mask_index.sum(1)  # (B,) departure: per row, not averaged over the batch

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampler import CONFIDENCE, _collate, _constrain, _probs
+from .batching import Forward, Job, run_job
+from .decoding import CONFIDENCE, collate, constrain, token_probs
 from .template import Template
 
 
@@ -62,8 +63,15 @@ class SearchResult:
     exhausted: bool = False  # every fill the constraints allow was tried: none is valid
 
 
+def backtrack(model, template: Template, **settings) -> SearchResult:
+    """Depth-first, then best-first search over fills of `template`, in the order `model` ranks them.
+
+    The keywords are `backtrack_job`'s; the job runs here alone, one forward pass a choice point."""
+    return run_job(model, backtrack_job(model, template, **settings))
+
+
 @torch.no_grad()
-def backtrack(
+def backtrack_job(
     model,
     template: Template,
     *,
@@ -76,8 +84,8 @@ def backtrack(
     depth_first: int | None = None,
     window: int | None = None,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
-) -> SearchResult:
-    """Depth-first, then best-first search over fills of `template`, in the order `model` ranks them.
+) -> Job[SearchResult]:
+    """The search as a job (`dream_agent.batching`): it yields each forward pass it needs.
 
     accept(ids) returns the validator's violations of a complete fill (empty: valid);
     dead_end(x) (B, N) -> (B,) bool says a partial fill can no longer be completed;
@@ -92,7 +100,7 @@ def backtrack(
     """
     if alg not in CONFIDENCE:
         raise ValueError(f"backtracking ranks positions by confidence; alg must be one of {', '.join(CONFIDENCE)}")
-    x, real, allow_row, table = _collate(model, [template])
+    x, real, allow_row, table = collate(model, [template])
     mask_id = model.mask_token_id
     # Untried alternatives: (-path log-prob, tie-break, the fill before the choice, position, token).
     # Depth-first phase: a stack, the latest choice's most probable token on top. Then a heap:
@@ -113,7 +121,7 @@ def backtrack(
     def allowed_probs(logits: torch.Tensor, where: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """(M, V) the model's probabilities at the masked positions `where`, zero where not allowed."""
         # float32: the search's own path scores sum log-probabilities, which bf16 would round away
-        return _probs(logits[0, where].masked_fill(~allowed, low), 0.0, None, None, float32_softmax=True)
+        return token_probs(logits[0, where].masked_fill(~allowed, low), 0.0, None, None, float32_softmax=True)
 
     def retreat() -> torch.Tensor | None:
         """The fill of the next untried alternative (the latest, later the most probable), its token
@@ -154,7 +162,7 @@ def backtrack(
         # Propagation needs no forward pass: the constraints alone say which tokens remain.
         where = masked.nonzero().flatten()  # (M,)
         hooked = blank.clone() if logits_hook is None else logits_hook(nfe, x, blank.clone())
-        allowed = _constrain(hooked[0, where], allow_row[0, where], table, mask_id) > low  # (M, V)
+        allowed = constrain(hooked[0, where], allow_row[0, where], table, mask_id) > low  # (M, V)
         counts = allowed.sum(-1)  # (M,)
         if bool((counts == 0).any()):  # a position nothing may fill
             x = retreat()
@@ -174,7 +182,7 @@ def backtrack(
                 if float(probs.max()) < reuse_above:
                     probs = None  # unsure on the old pass: ask the model about this fill
             if probs is None:
-                dive_logits = model.logits(x)  # (1, N, V)
+                dive_logits = yield Forward(x)  # (1, N, V)
                 nfe += 1
                 probs = allowed_probs(dive_logits, where, allowed)
             chosen_p, _ = probs.max(-1)  # (M,)

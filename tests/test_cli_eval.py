@@ -68,6 +68,19 @@ def test_json_metrics_and_limit(capsys, setup):
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["problems"] == 2
 
 
+def test_batch_size_changes_throughput_not_results(capsys, setup):
+    files, models = setup
+    figures = {}
+    for size in ("1", "3"):
+        code, out, err = run(capsys, "eval", "sudoku", "--data", files["sudoku"], "--model", models["sudoku"],
+                             "--batch-size", size, "--json")
+        assert code == 0, err
+        d = json.loads(out.strip().splitlines()[-1])
+        assert d["batch_size"] == int(size) and d["problems_per_second"] > 0 and d["wall_seconds"] > 0
+        figures[size] = (d["solved"], d["model_only"], d["mean_nfe"], d["mean_rounds"])
+    assert figures["1"] == figures["3"]
+
+
 def test_alg_is_the_models_own_unless_given(capsys, setup, tmp_path):
     files, models = setup
     shipped = tmp_path / "shipped"

@@ -126,7 +126,9 @@ def test_unsolved_says_so_and_exits_1(capsys, models):
     (["countdown", "86", "100000", "--target", "96"], "out of range"),
     (["countdown", "86", "5", "--tagret", "96"], "no such option: --tagret"),
     (["chess", "e4"], "no planner named 'chess'"),
-    (["sudoku"], "Missing argument"),
+    (["sudoku"], "give a problem"),
+    (["sudoku", "--many", "nope.txt"], "no such file"),
+    (["sudoku", "1.34", "--many", "p.txt"], "give no PROBLEM"),
     (["sudoku", PUZZLE_4, "--steps", "0"], "--steps"),
     (["sudoku", PUZZLE_4, "--alg", "sideways"], "'sideways' is not one of"),
 ])
@@ -211,3 +213,32 @@ def test_a_registered_planner_is_solvable_without_cli_changes(capsys, models):
         assert code == 2 and err == "dream-agent: give one digit 1-9, not '33'\n"
     finally:
         registered_in_process.pop("echo", None)
+
+
+def test_many_solves_a_file_of_problems_batched(capsys, models, tmp_path):
+    problems = tmp_path / "puzzles.txt"
+    problems.write_text(f"# 4x4 puzzles\n{PUZZLE_4}\n\n..34 34.2 2.4. 4.2.\n")
+    outputs = {}
+    for size in ("1", "8"):
+        code, out, err = run(capsys, "solve", "sudoku", "--many", problems, "--model", models["sudoku"], "--json",
+                             "--batch-size", size)
+        assert code == 0, err
+        rows = [json.loads(line) for line in out.strip().splitlines()]
+        assert [r["problem"] for r in rows] == [PUZZLE_4, "..34 34.2 2.4. 4.2."] and all(r["valid"] for r in rows)
+        outputs[size] = [(r["solution"], r["stats"]["nfe"]) for r in rows]
+    assert outputs["1"] == outputs["8"]  # the batch does not change an answer
+
+    problems.write_text(f"{PUZZLE_4}\n{UNSOLVABLE_4}\n")
+    code, out, err = run(capsys, "solve", "sudoku", "--many", problems, "--model", models["sudoku"], "--max-rounds", "2")
+    assert code == 1 and "1 of 2 problems not solved" in err and out.count("solved:") == 2
+
+    problems.write_text(f"{PUZZLE_4}\n1.3\n")
+    code, out, err = run(capsys, "solve", "sudoku", "--many", problems, "--model", models["sudoku"])
+    assert code == 2 and f"{problems}:2:" in err and len(err.strip().splitlines()) == 1 and out == ""
+
+
+def test_cli_batch_default_is_the_evaluations():
+    from dream_agent.cli.solve import DEFAULT_BATCH
+    from dream_agent.evaluation import DEFAULT_BATCH as EVALUATION_DEFAULT
+
+    assert DEFAULT_BATCH == EVALUATION_DEFAULT

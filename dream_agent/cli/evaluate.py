@@ -23,8 +23,8 @@ from rich.table import Table
 from dream_agent.errors import DreamAgentError
 
 from .main import app
-from .solve import (AlgOpt, ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt, SamplesOpt, SearchOpt,
-                    StepsOpt, ThreadsOpt, load_engine)
+from .solve import (DEFAULT_BATCH, AlgOpt, BatchSizeOpt, ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt,
+                    SamplesOpt, SearchOpt, StepsOpt, ThreadsOpt, load_engine)
 
 PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")  # formats matplotlib's Agg canvas writes
 
@@ -46,7 +46,8 @@ def check_plot_path(plot: str) -> None:
 
 def metrics_table(rows, *, title: str, caption: str = "") -> Table:
     table = Table(title=title, caption=caption, box=box.SIMPLE_HEAVY)
-    for name in ("steps", "problems", "solved", "model only", "mean NFE", "mean rounds", "median s", "p95 s"):
+    for name in ("steps", "problems", "solved", "model only", "mean NFE", "mean rounds", "median s", "p95 s",
+                 "problems/s"):
         table.add_column(name, justify="right")
     for m in rows:
         table.add_row(
@@ -58,6 +59,7 @@ def metrics_table(rows, *, title: str, caption: str = "") -> Table:
             f"{m.mean_rounds:.2f}",
             f"{m.median_seconds:.3f}",
             f"{m.p95_seconds:.3f}",
+            f"{m.problems_per_second:.2f}",
         )
     return table
 
@@ -75,6 +77,7 @@ def eval_command(
     samples: SamplesOpt = 1,
     alg: AlgOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (problem i uses seed + i)")] = 0,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     plot: Annotated[str | None, typer.Option(help="draw solve rate against steps into this image (PNG)")] = None,
@@ -123,7 +126,8 @@ def eval_command(
     engine = load_engine(planner, model, device, alg, threads)
     if plot and curve_steps is None:
         curve_steps = default_plot_steps(planner, problems, engine.tokenizer)
-    settings = dict(max_rounds=max_rounds, constraints=constraints, search=search, samples=samples, seed=seed)
+    settings = dict(max_rounds=max_rounds, constraints=constraints, search=search, samples=samples, seed=seed,
+                    batch_size=batch_size)
 
     configs = [steps] + [s for s in (curve_steps or []) if s != steps]  # the --steps row first, then the curve
     results = {}
@@ -156,7 +160,8 @@ def eval_command(
     what = ("re-masking rounds without constraint hooks" if not constraints
             else "constraint hooks and backtracking search" if search else "constraint hooks and re-masking rounds")
     caption = (f"solved: full system ({what}, up to {max_rounds} rounds); model only: its first, unconstrained pass; "
-               f"steps auto = one per masked position; order {engine.settings.alg}")
+               f"steps auto = one per masked position; order {engine.settings.alg}; "
+               f"{batch_size} problems a batch (seconds are latencies in it)")
     Console().print(metrics_table(rows, title=f"{planner.name} · {data}", caption=caption))
     if plot:
         write_plot(curve, plot, planner.name)

@@ -6,8 +6,9 @@ solvable here without changes:
     dream-agent solve sudoku "1.34 34.2 2.4. 4.2."
     dream-agent solve sudoku puzzle.txt --json
     dream-agent solve countdown 86 28 13 31 --target 96 --show
+    dream-agent solve countdown --many problems.txt --json      # one problem a line, batched
 
-Exit codes: 0 solved, 1 not solved within the budget, 2 bad input.
+Exit codes: 0 solved (every problem, with --many), 1 not solved within the budget, 2 bad input.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import typer
 from dream_agent.errors import DreamAgentError
 
 from .main import app
+
+DEFAULT_BATCH = 32  # dream_agent.evaluation.DEFAULT_BATCH, without importing the model stack
 
 OPTION_LIKE = re.compile(r"^--?[A-Za-z]")  # "-5" is a (negative) value for the planner; "--stpes" a typo
 # One argument with a path separator or a file extension ("puzzle.txt", not "1.34"): meant as a file.
@@ -119,6 +122,8 @@ AlgName = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]  # dream_a
 AlgOpt = Annotated[AlgName | None, typer.Option(
     help="remasking order: which masked position is revealed first (default: the model's own, else entropy)")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
+BatchSizeOpt = Annotated[int, typer.Option(
+    "--batch-size", min=1, help="problems whose searches share each forward pass (results are the same at any size)")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     min=1, help="CPU threads for torch (default: 1 for a small model on the CPU, where more only contend)")]
 
@@ -126,9 +131,10 @@ ThreadsOpt = Annotated[int | None, typer.Option(
 @app.command("solve", context_settings={"ignore_unknown_options": True})
 def solve_command(
     planner_name: PlannerArg,
-    problem: Annotated[list[str], typer.Argument(metavar="PROBLEM", help="the problem text, a file holding it, or - for stdin "
-                                                 "(tasks: --domain D --problem P [--anchor ...] [--forbid ...] "
-                                                 "[--before A B] [--max-steps N] [--dot F])")],
+    problem: Annotated[list[str] | None, typer.Argument(
+        metavar="PROBLEM", help="the problem text, a file holding it, or - for stdin "
+                                "(tasks: --domain D --problem P [--anchor ...] [--forbid ...] "
+                                "[--before A B] [--max-steps N] [--dot F])")] = None,
     target: Annotated[str | None, typer.Option(help="the target (countdown), appended to the problem as 'target: T'")] = None,
     model: ModelOpt = None,
     steps: StepsOpt = None,
@@ -142,10 +148,24 @@ def solve_command(
     threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line of stdout")] = False,
     show: Annotated[bool, typer.Option("--show", help="animate the denoising in the terminal")] = False,
+    many: Annotated[str | None, typer.Option(
+        "--many", help="a file of problems, one a line (- for stdin): solved together, --batch-size at a time")] = None,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH,
 ) -> None:
     """Solve one problem: the model fills the template, validators check, refinement repairs."""
     from planners import get_planner
 
+    problem = problem or []
+    if many is not None:
+        if problem or target is not None or show:
+            raise DreamAgentError("--many reads every problem from its file: give no PROBLEM, --target or --show with it")
+        if planner_name == "tasks":
+            raise DreamAgentError("--many takes one-line problems; tasks problems are PDDL files (see `dream-agent eval tasks`)")
+        return solve_many_command(get_planner(planner_name), many, model=model, device=device, alg=alg, threads=threads,
+                                  batch_size=batch_size, as_json=as_json, steps=steps, max_rounds=max_rounds,
+                                  constraints=constraints, search=search, samples=samples, seed=seed)
+    if not problem:
+        raise DreamAgentError("give a problem (text, a file holding it, or - for stdin), or --many FILE")
     if planner_name == "tasks":  # PDDL in: its own options (--domain, --problem, --anchor, ...), see tasks_options
         from .tasks_options import solve_tasks
 
@@ -194,4 +214,62 @@ def solve_command(
                 typer.echo(f"  - {v.message}")
             typer.echo(stats_line(result))
     if not result.valid:
+        raise typer.Exit(1)
+
+
+def read_problem_lines(planner, source: str) -> list[tuple[str, object]]:
+    """(line, parsed problem) for every non-blank line of `source` (a file, or - for stdin) not starting
+    with #; a line that does not parse fails with its line number, before the model loads."""
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        from planners.base import read_text_file
+
+        text = read_text_file(source, directory="give a file of problems, one a line")
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            out.append((line.strip(), planner.parse(line)))
+        except DreamAgentError as e:
+            raise DreamAgentError(f"{source}:{n}: {e}") from None
+    if not out:
+        raise DreamAgentError(f"{source} holds no problems")
+    return out
+
+
+def solve_many_command(planner, source: str, *, model, device, alg, threads, batch_size: int, as_json: bool,
+                       **settings) -> None:
+    """`solve --many`: every line's problem, batched; the answers in the file's order (one JSON line each
+    with --json), a progress bar counting problems on stderr; exit 1 unless every one is solved."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dream_agent.refine import rounds_for, solve_many
+
+    lines = read_problem_lines(planner, source)
+    settings["max_rounds"] = rounds_for(planner, settings["max_rounds"])
+    engine = load_engine(planner, model, device, alg, threads)
+    with Progress(TextColumn(f"{planner.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("solved {task.fields[solved]}"), console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("solve", total=len(lines), solved=0)
+        solved = 0
+
+        def advance(i, result):
+            nonlocal solved
+            solved += result.valid
+            progress.update(task, advance=1, solved=solved)
+
+        results = solve_many(engine, planner, [parsed for _, parsed in lines], batch_size=batch_size,
+                             on_result=advance, **settings)
+    for (line, parsed), result in zip(lines, results):
+        if as_json:
+            typer.echo(json.dumps({"problem": line, **result.to_dict()}))
+        else:
+            typer.echo(planner.render(parsed, result.solution))
+            typer.echo(f"{'solved' if result.valid else 'not solved'}: {stats_line(result)}\n")
+    unsolved = sum(not r.valid for r in results)
+    if unsolved:
+        typer.echo(f"dream-agent: {unsolved} of {len(results)} problems not solved", err=True)
         raise typer.Exit(1)

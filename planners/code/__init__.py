@@ -232,7 +232,13 @@ class CodePlanner(Planner):
         """`refine.solve` at each length of `lengths` for `[MASK]` holes (once if all are fixed);
         the first valid result, else the one with fewest violations. Forward passes and seconds add up;
         model-only validity is that of the first length tried."""
-        from dream_agent.refine import solve
+        from dream_agent.batching import run_job
+
+        return run_job(engine.model, self.solve_job(engine, problem, **kwargs))
+
+    def solve_job(self, engine, problem: CodeProblem, **kwargs):
+        """`solve_with` as a job (`dream_agent.batching`), so that `solve_many` batches code problems too."""
+        from dream_agent.refine import solve_job
 
         lengths = self.lengths if any(h.length is None for h in problem.holes) else (None,)
         total, best = None, None
@@ -240,7 +246,7 @@ class CodePlanner(Planner):
             concrete = problem if length is None else problem.with_lengths(length)
             concrete = self._fit(concrete, engine)
             try:
-                result = solve(engine, self, concrete, **kwargs)
+                result = yield from solve_job(engine, self, concrete, **kwargs)
             except TemplateError:
                 continue  # longer than the model's context
             if total is None:
