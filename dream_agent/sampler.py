@@ -17,6 +17,9 @@ pure function over the `DiffusionLM` contract, with these departures (each marke
     padded batch; the result is always right-padded.
 Dream's defaults are kept: top_k 50 when none is given, probabilities in the logits' dtype
 (`float32_softmax=True` departs). docs/DREAM.md tabulates every difference.
+
+The loop is a job (`denoise_job`, see `dream_agent.batching`): it yields each step's forward pass,
+so that many denoising calls can share passes; `denoise` runs one alone.
 """
 
 from __future__ import annotations
