@@ -61,10 +61,11 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
 
 
 def load_engine(planner, model: str | None, device: str = "auto", alg: str | None = None,
-                threads: int | None = None):
+                threads: int | None = None, threshold: float | None = None, entropy_bound: float | None = None):
     """The engine for `--model`, or for the planner's bundled model when none is given; `alg`
     overrides the remasking order the model ships (else the engine's default); `threads`: torch's
-    CPU threads (None: one for a small model on the CPU)."""
+    CPU threads (None: one for a small model on the CPU); `threshold` / `entropy_bound`: a parallel
+    reveal rule for the denoising passes (the model-only round's among them), overriding the model's."""
     from dream_agent import DiffusionEngine
     from dream_agent.model import loading
 
@@ -77,7 +78,8 @@ def load_engine(planner, model: str | None, device: str = "auto", alg: str | Non
         model = planner.name
     lm = loading.load_model(model, device=device, threads="auto" if threads is None else threads)
     check_model_fits(planner, lm, model)
-    return DiffusionEngine(lm, **({"alg": alg} if alg else {}))
+    given = {"alg": alg, "threshold": threshold, "entropy_bound": entropy_bound}
+    return DiffusionEngine(lm, **{k: v for k, v in given.items() if v is not None})
 
 
 def check_model_fits(planner, lm, model: str) -> None:
@@ -118,6 +120,21 @@ SamplesOpt = Annotated[int, typer.Option(min=1, help="fills sampled in parallel 
 AlgName = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]  # dream_agent.sampler.ALGS, without torch
 AlgOpt = Annotated[AlgName | None, typer.Option(
     help="remasking order: which masked position is revealed first (default: the model's own, else entropy)")]
+
+
+def _above_zero(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value} is not above 0")
+    return value
+
+
+ThresholdOpt = Annotated[float | None, typer.Option(
+    max=1, callback=_above_zero, metavar="T",
+    help="Fast-dLLM reveal: each denoising pass also reveals every position whose token is more probable than T")]
+EntropyBoundOpt = Annotated[float | None, typer.Option(
+    callback=_above_zero, metavar="G",
+    help="EB-sampler reveal: each denoising pass reveals the most confident positions while their summed "
+         "entropy, less the largest, stays within G nats")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     min=1, help="CPU threads for torch (default: 1 for a small model on the CPU, where more only contend)")]
@@ -137,6 +154,8 @@ def solve_command(
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
     alg: AlgOpt = None,
+    threshold: ThresholdOpt = None,
+    entropy_bound: EntropyBoundOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (sampling in refinement rounds)")] = 0,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -150,7 +169,8 @@ def solve_command(
         from .tasks_options import solve_tasks
 
         return solve_tasks(problem, model=model, device=device, alg=alg, steps=steps, max_rounds=max_rounds,
-                           constraints=constraints, search=search, seed=seed, as_json=as_json, show=show)
+                           constraints=constraints, search=search, seed=seed, as_json=as_json, show=show,
+                           threshold=threshold, entropy_bound=entropy_bound)
 
     planner = get_planner(planner_name)
     # A planner with options of its own (code: --skeleton F --tests T --forbid NAME) reads the raw arguments.
@@ -159,7 +179,7 @@ def solve_command(
     from dream_agent.refine import rounds_for, solve
 
     max_rounds = rounds_for(planner, max_rounds)
-    engine = load_engine(planner, model, device, alg, threads)
+    engine = load_engine(planner, model, device, alg, threads, threshold, entropy_bound)
 
     if show:
         from .live import LiveView
