@@ -41,6 +41,7 @@ class SamplerConfig:
     alg_temp: float | None = None
     eps: float = 1e-3
     threshold: float | None = None  # Fast-dLLM parallel reveal
+    entropy_bound: float | None = None  # EB-sampler parallel reveal (nats)
     block_length: int | None = None  # LLaDA blocks
     float32_softmax: bool = False  # Dream takes probabilities in the logits' dtype (bf16 on a GPU)
     padding_side: str = "right"  # of a batch of templates; "left" lays rows out as Dream's batched demo
@@ -54,6 +55,13 @@ class SamplerConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be at least 1 (or None for no top-k), got {self.top_k}")
+        if self.threshold is not None and not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.entropy_bound is not None and not self.entropy_bound > 0:
+            raise ValueError(f"entropy_bound must be above 0, got {self.entropy_bound}")
+        if self.entropy_bound is not None and self.alg == "origin":
+            raise ValueError("entropy_bound ranks positions by confidence: use it with maskgit_plus, topk_margin "
+                             "or entropy, not origin")
         if self.padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {self.padding_side!r}")
 

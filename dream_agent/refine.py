@@ -158,7 +158,9 @@ def solve_job(
 ) -> Job[SolveResult]:
     """`solve` as a job (`dream_agent.batching`): it yields every forward pass its rounds and search need.
 
-    steps: forward passes per round (default: one per masked position, the best quality);
+    steps: forward passes per round (default: one per masked position, the best quality); the
+        engine's reveal rule (`threshold`, `entropy_bound`) may finish a round in fewer, in the
+        model-only round and the re-masking rounds alike; the search reveals by its own rules;
     max_rounds: denoising rounds in all, the model-only one included (default: the planner's `max_rounds`);
     constraints: use the planner's constraint hooks from round 2 on;
     search: with constraints, rounds 2 on are one model-guided backtracking search

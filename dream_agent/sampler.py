@@ -8,6 +8,9 @@ pure function over the `DiffusionLM` contract, with these departures (each marke
     lowest logit before sampling, so they are never chosen;
   - `threshold` (Fast-dLLM's parallel decoding): also reveal every masked position whose
     chosen token has probability above it; at least one a step; `steps` stays the cap;
+  - `entropy_bound` (EB-sampler, Ben-Hamu et al. 2025): also reveal the most confident masked
+    positions while their summed entropy, less the largest, stays within the bound; at least one
+    a step; `steps` stays the cap;
   - `block_length` (LLaDA's semi-autoregressive blocks): masks are filled block by block,
     left to right, each block with its share of the steps;
   - the loop stops once nothing is masked (Dream keeps calling the model; same tokens);
@@ -83,6 +86,7 @@ def denoise_job(
     alg_temp: float | None = None,
     eps: float = 1e-3,
     threshold: float | None = None,
+    entropy_bound: float | None = None,
     block_length: int | None = None,
     logits_hook: LogitsHook | None = None,
     tokens_hook: TokensHook | None = None,
@@ -103,6 +107,11 @@ def denoise_job(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if threshold is not None and not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if entropy_bound is not None and not entropy_bound > 0:
+        raise ValueError(f"entropy_bound must be above 0, got {entropy_bound}")
+    if entropy_bound is not None and alg == "origin":
+        raise ValueError("entropy_bound ranks positions by confidence: use it with maskgit_plus, topk_margin or "
+                         "entropy, not origin")
     if block_length is not None and block_length < 1:
         raise ValueError(f"block_length must be at least 1, got {block_length}")
     max_len = getattr(model, "max_length", None)
@@ -151,7 +160,8 @@ def denoise_job(
                                  temperature, top_p, top_k, float32_softmax, generator)
             else:
                 x = _step_ranked(x, mask_index, mask_logits, confidence, t, s, last_step, alg,
-                                 temperature, top_p, top_k, float32_softmax, alg_temp, threshold, generator)
+                                 temperature, top_p, top_k, float32_softmax, alg_temp, threshold, generator,
+                                 entropy_bound)
             if tokens_hook is not None:
                 x = tokens_hook(i, x, logits)
             if history is not None:
@@ -191,8 +201,25 @@ def _step_origin(x, mask_index, mask_logits, confidence, t, s, last_step, temper
     return x
 
 
+def entropy_bounded_count(full_conf: torch.Tensor, entropy: torch.Tensor, masked: torch.Tensor,
+                          bound: float) -> torch.Tensor:
+    """EB-sampler's reveal count (Ben-Hamu et al. 2025, "Accelerated Sampling from Masked Diffusion
+    Models via Entropy Bounded Unmasking"): per row, the largest k such that the k most confident
+    masked positions U satisfy sum_{U} H - max_{U} H <= bound. The left side bounds the error of
+    revealing U from one forward pass instead of one at a time; it is 0 for one position, so k >= 1
+    wherever a row has a masked position.
+
+    full_conf (B, N): confidence (higher is revealed first); entropy (B, N): of each position's token
+    distribution, in nats; masked (B, N): the positions to count. Returns (B,) counts."""
+    full_conf = full_conf.masked_fill(~masked, -math.inf)
+    order = torch.argsort(full_conf, dim=1, descending=True, stable=True)  # (B, N) most confident first
+    h = torch.gather(entropy.float().masked_fill(~masked, 0.0), 1, order)  # (B, N) entropies in that order
+    excess = torch.cumsum(h, dim=1) - torch.cummax(h, dim=1).values  # (B, N) sum - max of each prefix
+    return ((excess <= bound) & torch.gather(masked, 1, order)).sum(1)  # excess only grows: a prefix
+
+
 def _step_ranked(x, mask_index, mask_logits, confidence, t, s, last_step, alg, temperature, top_p, top_k,
-                 float32_softmax, alg_temp, threshold, generator):
+                 float32_softmax, alg_temp, threshold, generator, entropy_bound=None):
     """maskgit_plus / topk_margin / entropy: reveal the k most confident masked positions."""
     probs = token_probs(mask_logits, temperature, top_p, top_k, float32_softmax)  # (M, V)
     chosen_p, x0 = choose(probs, temperature, generator)
@@ -205,6 +232,12 @@ def _step_ranked(x, mask_index, mask_logits, confidence, t, s, last_step, alg, t
         k = (n_masked.to(torch.float32) * (1 - s / t)).floor().long()
     full_conf = torch.full(x.shape, -math.inf, device=x.device, dtype=conf.dtype)  # (B, N)
     full_conf[mask_index] = conf
+    if entropy_bound is not None:
+        # EB-sampler: at least the schedule's k, more while the bound allows (with alg_temp the count
+        # comes from the confidence order and the positions are still drawn).
+        entropy = torch.zeros(x.shape, device=x.device, dtype=torch.float)  # (B, N)
+        entropy[mask_index] = torch.special.entr(probs.float()).sum(-1)
+        k = torch.maximum(k, entropy_bounded_count(full_conf, entropy, mask_index, entropy_bound))
     above = None
     if threshold is not None:
         above = torch.zeros(x.shape, device=x.device, dtype=torch.bool)  # (B, N)

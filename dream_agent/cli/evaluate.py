@@ -23,8 +23,8 @@ from rich.table import Table
 from dream_agent.errors import DreamAgentError
 
 from .main import app
-from .solve import (DEFAULT_BATCH, AlgOpt, BatchSizeOpt, ConstraintsOpt, DeviceOpt, ModelOpt, PlannerArg, RoundsOpt,
-                    SamplesOpt, SearchOpt, StepsOpt, ThreadsOpt, load_engine)
+from .solve import (DEFAULT_BATCH, AlgOpt, BatchSizeOpt, ConstraintsOpt, DeviceOpt, EntropyBoundOpt, ModelOpt,
+                    PlannerArg, RoundsOpt, SamplesOpt, SearchOpt, StepsOpt, ThreadsOpt, ThresholdOpt, load_engine)
 
 PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")  # formats matplotlib's Agg canvas writes
 
@@ -76,6 +76,8 @@ def eval_command(
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
     alg: AlgOpt = None,
+    threshold: ThresholdOpt = None,
+    entropy_bound: EntropyBoundOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (problem i uses seed + i)")] = 0,
     batch_size: BatchSizeOpt = DEFAULT_BATCH,
     device: DeviceOpt = "auto",
@@ -99,7 +101,7 @@ def eval_command(
 
         return eval_tasks(domain=domain, problems_dir=problems_dir or data, model=model, device=device, alg=alg,
                           limit=limit, max_rounds=max_rounds, random_weights=random_weights, oracle=True, seed=seed,
-                          as_json=as_json)
+                          as_json=as_json, threshold=threshold, entropy_bound=entropy_bound)
     if data is None:
         raise DreamAgentError("eval needs --data FILE")
 
@@ -123,7 +125,7 @@ def eval_command(
 
     max_rounds = rounds_for(planner, max_rounds)
     curve_steps = parse_steps_list(plot_steps) if plot_steps is not None else None  # bad lists fail before the model loads
-    engine = load_engine(planner, model, device, alg, threads)
+    engine = load_engine(planner, model, device, alg, threads, threshold, entropy_bound)
     if plot and curve_steps is None:
         curve_steps = default_plot_steps(planner, problems, engine.tokenizer)
     settings = dict(max_rounds=max_rounds, constraints=constraints, search=search, samples=samples, seed=seed,

@@ -64,10 +64,11 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
 
 
 def load_engine(planner, model: str | None, device: str = "auto", alg: str | None = None,
-                threads: int | None = None):
+                threads: int | None = None, threshold: float | None = None, entropy_bound: float | None = None):
     """The engine for `--model`, or for the planner's bundled model when none is given; `alg`
     overrides the remasking order the model ships (else the engine's default); `threads`: torch's
-    CPU threads (None: one for a small model on the CPU)."""
+    CPU threads (None: one for a small model on the CPU); `threshold` / `entropy_bound`: a parallel
+    reveal rule for the denoising passes (the model-only round's among them), overriding the model's."""
     from dream_agent import DiffusionEngine
     from dream_agent.model import loading
 
@@ -80,7 +81,8 @@ def load_engine(planner, model: str | None, device: str = "auto", alg: str | Non
         model = planner.name
     lm = loading.load_model(model, device=device, threads="auto" if threads is None else threads)
     check_model_fits(planner, lm, model)
-    return DiffusionEngine(lm, **({"alg": alg} if alg else {}))
+    given = {"alg": alg, "threshold": threshold, "entropy_bound": entropy_bound}
+    return DiffusionEngine(lm, **{k: v for k, v in given.items() if v is not None})
 
 
 def check_model_fits(planner, lm, model: str) -> None:
@@ -121,6 +123,21 @@ SamplesOpt = Annotated[int, typer.Option(min=1, help="fills sampled in parallel 
 AlgName = Literal["origin", "maskgit_plus", "topk_margin", "entropy"]  # dream_agent.sampler.ALGS, without torch
 AlgOpt = Annotated[AlgName | None, typer.Option(
     help="remasking order: which masked position is revealed first (default: the model's own, else entropy)")]
+
+
+def _above_zero(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value} is not above 0")
+    return value
+
+
+ThresholdOpt = Annotated[float | None, typer.Option(
+    max=1, callback=_above_zero, metavar="T",
+    help="Fast-dLLM reveal: each denoising pass also reveals every position whose token is more probable than T")]
+EntropyBoundOpt = Annotated[float | None, typer.Option(
+    callback=_above_zero, metavar="G",
+    help="EB-sampler reveal: each denoising pass reveals the most confident positions while their summed "
+         "entropy, less the largest, stays within G nats")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, ...")]
 BatchSizeOpt = Annotated[int, typer.Option(
     "--batch-size", min=1, help="problems whose searches share each forward pass (results are the same at any size)")]
@@ -143,6 +160,8 @@ def solve_command(
     search: SearchOpt = True,
     samples: SamplesOpt = 1,
     alg: AlgOpt = None,
+    threshold: ThresholdOpt = None,
+    entropy_bound: EntropyBoundOpt = None,
     seed: Annotated[int, typer.Option(help="random seed (sampling in refinement rounds)")] = 0,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -162,15 +181,17 @@ def solve_command(
         if planner_name == "tasks":
             raise DreamAgentError("--many takes one-line problems; tasks problems are PDDL files (see `dream-agent eval tasks`)")
         return solve_many_command(get_planner(planner_name), many, model=model, device=device, alg=alg, threads=threads,
-                                  batch_size=batch_size, as_json=as_json, steps=steps, max_rounds=max_rounds,
-                                  constraints=constraints, search=search, samples=samples, seed=seed)
+                                  threshold=threshold, entropy_bound=entropy_bound, batch_size=batch_size,
+                                  as_json=as_json, steps=steps, max_rounds=max_rounds, constraints=constraints,
+                                  search=search, samples=samples, seed=seed)
     if not problem:
         raise DreamAgentError("give a problem (text, a file holding it, or - for stdin), or --many FILE")
     if planner_name == "tasks":  # PDDL in: its own options (--domain, --problem, --anchor, ...), see tasks_options
         from .tasks_options import solve_tasks
 
         return solve_tasks(problem, model=model, device=device, alg=alg, steps=steps, max_rounds=max_rounds,
-                           constraints=constraints, search=search, seed=seed, as_json=as_json, show=show)
+                           constraints=constraints, search=search, seed=seed, as_json=as_json, show=show,
+                           threshold=threshold, entropy_bound=entropy_bound)
 
     planner = get_planner(planner_name)
     # A planner with options of its own (code: --skeleton F --tests T --forbid NAME) reads the raw arguments.
@@ -179,7 +200,7 @@ def solve_command(
     from dream_agent.refine import rounds_for, solve
 
     max_rounds = rounds_for(planner, max_rounds)
-    engine = load_engine(planner, model, device, alg, threads)
+    engine = load_engine(planner, model, device, alg, threads, threshold, entropy_bound)
 
     if show:
         from .live import LiveView
@@ -239,8 +260,8 @@ def read_problem_lines(planner, source: str) -> list[tuple[str, object]]:
     return out
 
 
-def solve_many_command(planner, source: str, *, model, device, alg, threads, batch_size: int, as_json: bool,
-                       **settings) -> None:
+def solve_many_command(planner, source: str, *, model, device, alg, threads, threshold, entropy_bound, batch_size: int,
+                       as_json: bool, **settings) -> None:
     """`solve --many`: every line's problem, batched; the answers in the file's order (one JSON line each
     with --json), a progress bar counting problems on stderr; exit 1 unless every one is solved."""
     from rich.console import Console
@@ -250,7 +271,7 @@ def solve_many_command(planner, source: str, *, model, device, alg, threads, bat
 
     lines = read_problem_lines(planner, source)
     settings["max_rounds"] = rounds_for(planner, settings["max_rounds"])
-    engine = load_engine(planner, model, device, alg, threads)
+    engine = load_engine(planner, model, device, alg, threads, threshold, entropy_bound)
     with Progress(TextColumn(f"{planner.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("solved {task.fields[solved]}"), console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("solve", total=len(lines), solved=0)

@@ -114,7 +114,7 @@ def setup(opts: dict, model: str | None):
 
 
 def solve_tasks(tokens: list[str], *, model, device, alg, steps, max_rounds, constraints, search, seed,
-                as_json: bool, show: bool) -> None:
+                as_json: bool, show: bool, threshold=None, entropy_bound=None) -> None:
     opts = parse_solve_args(tokens)
     planner, problem, path = setup(opts, model)
     from planners.tasks.graph import dependency_graph, graph_json, layers, to_dot
@@ -123,7 +123,7 @@ def solve_tasks(tokens: list[str], *, model, device, alg, steps, max_rounds, con
 
     from .solve import load_engine, plural, stats_line
 
-    engine = load_engine(planner, path, device, alg)
+    engine = load_engine(planner, path, device, alg, threshold=threshold, entropy_bound=entropy_bound)
     from planners.tasks.vocab import check_vocabulary
 
     check_vocabulary(engine.tokenizer, planner.domain)
@@ -168,7 +168,8 @@ def solve_tasks(tokens: list[str], *, model, device, alg, steps, max_rounds, con
 
 
 def eval_tasks(*, domain: str | None, problems_dir: str | None, model: str | None, device: str, alg, limit: int | None,
-               max_rounds, random_weights: bool, oracle: bool, seed: int, as_json: bool) -> None:
+               max_rounds, random_weights: bool, oracle: bool, seed: int, as_json: bool, threshold=None,
+               entropy_bound=None) -> None:
     """Solve every problem file in a directory: trained model (alone and full system), then a
     random-weight model of the same shape (full system), with Fast Downward's optimal length beside."""
     from planners.tasks.domain import Domain
@@ -196,7 +197,7 @@ def eval_tasks(*, domain: str | None, problems_dir: str | None, model: str | Non
 
     from .solve import load_engine
 
-    engine = load_engine(planner, path, device, alg)
+    engine = load_engine(planner, path, device, alg, threshold=threshold, entropy_bound=entropy_bound)
     kwargs = dict(max_rounds=rounds_for(planner, max_rounds), seed=seed)
     names = [p.stem for p in files]
     err = Console(stderr=True)
@@ -215,7 +216,8 @@ def eval_tasks(*, domain: str | None, problems_dir: str | None, model: str | Non
         torch.manual_seed(seed)
         lm = engine.model
         random_lm = DreamDiffusionLM(DreamModel(lm.model.config).eval(), lm.tokenizer, name="random weights")
-        random_rows = evaluate_tasks(DiffusionEngine(random_lm, alg=engine.settings.alg), planner, problems, names,
+        random_rows = evaluate_tasks(DiffusionEngine(random_lm, alg=engine.settings.alg, threshold=engine.settings.threshold,
+                                                     entropy_bound=engine.settings.entropy_bound), planner, problems, names,
                                      oracle=False, **kwargs)
         out["random_weights"] = summary(random_rows)
     if as_json:
