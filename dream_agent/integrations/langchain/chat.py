@@ -31,6 +31,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 
 from dream_agent.engine import MASK_HOLE
+from dream_agent.text import chat_prompt
 
 from .generation import Completion, fill_holes, generate, has_holes, put_holes, stream
 from .params import DreamParams
@@ -59,18 +60,6 @@ def message_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
             text = "".join(pieces)
         out.append({"role": role or "user", "content": text})
     return out
-
-
-def chat_prompt(tokenizer, messages: list[dict[str, str]], *, reply: bool) -> str:
-    """The prompt text. `reply`: open the assistant's turn; otherwise the last message is left open to be
-    continued (an assistant message) or stands as it is (infilling holes in it)."""
-    continue_last = not reply and messages[-1]["role"] == "assistant"
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=reply,
-                                             continue_final_message=continue_last)
-    # No chat template (the small bundled models): a plain transcript, one "Role: text" line a message.
-    text = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-    return text + "\nAssistant: " if reply else text
 
 
 class ChatDream(DreamParams, BaseChatModel):

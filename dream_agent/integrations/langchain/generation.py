@@ -1,135 +1,23 @@
-"""Text generation behind the LangChain classes: a prompt -> new text, cut at end-of-sequence and stop
-sequences, in one piece, as a stream, or for a batch of prompts; and infilling of `[MASK:n]` holes.
-
-A diffusion model reveals tokens in any order, so a stream sends the longest prefix of the answer that
-is fully revealed (a revealed token never changes); with `block_length` that prefix grows block by block.
-Once the prefix holds an end-of-sequence token or a stop sequence, everything after it would be thrown
-away, so denoising stops there instead of filling text nobody reads.
-"""
+"""Text generation behind the LangChain classes: the jobs of `dream_agent.text` run alone, in one piece,
+as a stream (in a worker thread), or for a batch of prompts; and infilling of `[MASK:n]` holes."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
-from dream_agent.engine import MASK_HOLE, DiffusionEngine
-from dream_agent.template import Anchor, Slot, Template
+from dream_agent.batching import run_job
+from dream_agent.engine import DiffusionEngine
+from dream_agent.text import Completion, completion_job, completions_job, has_holes, holes_job, put_holes  # noqa: F401
 
-# Dream-Instruct closes its turn with <|im_end|>, then pads with <|endoftext|>: both end the reply.
-END_TOKENS = ("<|im_end|>", "<|endoftext|>")
-
-
-@dataclass
-class Completion:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int  # tokens before the end of sequence (all of them when the answer ran to length)
-    nfe: int  # forward passes of the model
-    finish_reason: str  # "stop": end of sequence or a stop sequence; "length": max_new_tokens filled
-
-    def info(self) -> dict[str, Any]:
-        return {"finish_reason": self.finish_reason, "nfe": self.nfe,
-                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+__all__ = ["Completion", "fill_holes", "generate", "generate_batch", "has_holes", "put_holes", "stream"]
 
 
-class _Finished(Exception):
-    """Raised inside the sampler's tokens hook to end denoising early."""
-
-
-def end_ids(engine: DiffusionEngine) -> set[int]:
-    tok = engine.tokenizer
-    ids = {i for i in (tok.eos_token_id, engine.model.pad_token_id) if i is not None}
-    vocab = tok.get_vocab()
-    return ids | {vocab[t] for t in END_TOKENS if t in vocab}
-
-
-class TextCutter:
-    """Token prefixes of an answer -> the text that is final so far.
-
-    `feed` takes the answer's revealed prefix and returns the text not sent before: cut at the first
-    end-of-sequence token and the first stop sequence, and, until the answer is complete, holding back
-    the last characters a stop sequence could still begin in and any half of a multi-byte character.
-    """
-
-    def __init__(self, tokenizer, ends: set[int], stops: list[str]):
-        self.tokenizer, self.ends, self.stops = tokenizer, ends, stops
-        self.hold = max((len(s) for s in stops), default=1) - 1
-        self.sent = ""
-        self.finished = False  # an end of sequence or a stop sequence was reached
-        self.n_tokens = 0
-
-    def feed(self, ids: list[int], complete: bool) -> str:
-        for n, i in enumerate(ids):
-            if i in self.ends:
-                ids, self.finished = ids[:n], True
-                break
-        self.n_tokens = len(ids)
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
-        if cuts:
-            text, self.finished = text[: min(cuts)], True
-        if not (complete or self.finished):
-            text = text.rstrip("\ufffd")  # an incomplete multi-byte character decodes as U+FFFD
-            text = text[: max(len(text) - self.hold, 0)]
-        if not text.startswith(self.sent):
-            return ""  # decoding a longer prefix changed earlier text (rare); wait for it to settle
-        new, self.sent = text[len(self.sent):], text
-        return new
-
-
-def completion_template(engine: DiffusionEngine, prompt: str, max_new_tokens: int) -> Template:
-    tok = engine._need_tokenizer("text generation")
-    segments = ([Anchor(prompt)] if prompt else []) + [Slot("answer", max_new_tokens)]
-    return Template(segments, tok, mask_token_id=engine.model.mask_token_id, max_length=engine.model.max_length)
-
-
-def generate(
-    engine: DiffusionEngine,
-    prompt: str,
-    max_new_tokens: int,
-    *,
-    stops: list[str],
-    steps: int | None,
-    overrides: dict[str, Any],
-    on_text: Callable[[str], None] | None = None,
-    cancel: threading.Event | None = None,
-) -> Completion:
-    """Fill `max_new_tokens` masks after `prompt`; `on_text` receives each piece of final text as it forms."""
-    template = completion_template(engine, prompt, max_new_tokens)
-    answer = template.slots["answer"]
-    lo, hi = answer[0], answer[-1] + 1
-    cutter = TextCutter(engine.tokenizer, end_ids(engine), stops)
-    mask_id = engine.model.mask_token_id
-    state = {"revealed": 0, "nfe": 0}
-
-    def send(ids: list[int], complete: bool) -> None:
-        text = cutter.feed(ids, complete)
-        if text and on_text is not None:
-            on_text(text)
-
-    def watch(step, x, logits):
-        if step is not None:
-            state["nfe"] += 1
-        if cancel is not None and cancel.is_set():
-            raise _Finished
-        row = x[0, lo:hi]  # (L,) the answer as revealed so far
-        masked = (row == mask_id).nonzero()
-        n = int(masked[0]) if masked.numel() else hi - lo
-        if n > state["revealed"]:
-            state["revealed"] = n
-            send(row[:n].tolist(), complete=n == hi - lo)
-            if cutter.finished:
-                raise _Finished  # everything after this point would be cut anyway
-        return x
-
-    try:
-        engine.fill(template, steps=steps or max_new_tokens, tokens_hook=watch, **overrides)
-    except _Finished:
-        pass
-    return Completion(cutter.sent, lo, cutter.n_tokens, state["nfe"], "stop" if cutter.finished else "length")
+def generate(engine: DiffusionEngine, prompt: str, max_new_tokens: int, **kwargs: Any) -> Completion:
+    """Fill `max_new_tokens` masks after `prompt` (keywords: `completion_job`'s)."""
+    return run_job(engine.model, completion_job(engine, prompt, max_new_tokens, **kwargs))
 
 
 def stream(engine: DiffusionEngine, prompt: str, max_new_tokens: int, **kwargs: Any) -> Iterator[str | Completion]:
@@ -161,36 +49,11 @@ def stream(engine: DiffusionEngine, prompt: str, max_new_tokens: int, **kwargs: 
 def generate_batch(engine: DiffusionEngine, prompts: list[str], max_new_tokens: int, *, stops: list[str],
                    steps: int | None, overrides: dict[str, Any]) -> list[Completion]:
     """Several prompts in one denoising run (one forward pass a step for all of them)."""
-    templates = [completion_template(engine, p, max_new_tokens) for p in prompts]
-    result = engine.fill(templates, steps=steps or max_new_tokens, **overrides)
-    out = []
-    for b, template in enumerate(templates):
-        answer = template.slots["answer"]
-        cutter = TextCutter(engine.tokenizer, end_ids(engine), stops)
-        cutter.feed(result.row_ids(b)[answer].tolist(), complete=True)
-        out.append(Completion(cutter.sent, answer[0], cutter.n_tokens, result.nfe,
-                              "stop" if cutter.finished else "length"))
-    return out
-
-
-# ---- infill -------------------------------------------------------------------------------------
-
-
-def has_holes(text: str) -> bool:
-    return MASK_HOLE.search(text) is not None
+    return run_job(engine.model, completions_job(engine, prompts, max_new_tokens, stops=stops, steps=steps,
+                                                 overrides=overrides))
 
 
 def fill_holes(engine: DiffusionEngine, text: str, *, steps: int | None,
                overrides: dict[str, Any]) -> tuple[list[str], int]:
     """The text of every `[MASK:n]` hole in `text`, in order, and the forward passes it took."""
-    template = engine.infill_template(text)
-    n_masked = int(template.masked.sum())
-    result = engine.fill(template, steps=steps or n_masked, **overrides)
-    filled = template.read(result.row_ids(0))
-    return [filled[f"mask_{k}"] for k in range(len(template.slots))], result.nfe
-
-
-def put_holes(text: str, values: list[str]) -> str:
-    """`text` with its `[MASK:n]` holes replaced by `values`, in order."""
-    it = iter(values)
-    return MASK_HOLE.sub(lambda m: next(it), text)
+    return run_job(engine.model, holes_job(engine, text, steps=steps, overrides=overrides))
