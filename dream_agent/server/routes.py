@@ -4,6 +4,7 @@ thread and answers with its result; `stream: true` answers with server-sent even
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,8 @@ from .schemas import ChatRequest, CompletionRequest, InfillRequest, SolveRequest
 def add_routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": list(server.worker.engines), "in_flight": server.worker.in_flight}
+        return {"status": "ok", "models": list(server.worker.engines), "in_flight": server.worker.in_flight,
+                "pid": os.getpid()}  # which process answered (a Ray replica, say)
 
     @app.get("/metrics")
     async def metrics():
