@@ -45,12 +45,12 @@ def problems(limit: int) -> list[tuple[str, str]]:
     return [p for pair in zip(out["countdown"], out["sudoku"]) for p in (("countdown", pair[0]), ("sudoku", pair[1]))]
 
 
-def start_server(max_batch: int) -> tuple[subprocess.Popen, str]:
+def start_server(max_batch: int, pad: bool) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-c", "from dream_agent.cli.main import run; run()", "serve", "--device", "cpu",
-                             "--port", str(port), "--max-batch", str(max_batch), "--max-queue", "1024"],
+                             "--port", str(port), "--max-batch", str(max_batch), "--max-queue", "1024"] + (["--pad"] if pad else []),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -63,11 +63,15 @@ def start_server(max_batch: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not start")
 
 
-def rss(url: str) -> float:
+def metric(url: str, name: str) -> float:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if line.startswith("process_resident_memory_bytes "):
+        if line.startswith(name + " "):
             return float(line.split()[1])
     return float("nan")
+
+
+def rss(url: str) -> float:
+    return metric(url, "process_resident_memory_bytes")
 
 
 async def level(url: str, work: list[tuple[str, str]], concurrency: int, seconds: float) -> dict:
@@ -144,25 +148,28 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=128, help="solves at each level")
     ap.add_argument("--seconds", type=float, default=300, help="time bound of each level")
     ap.add_argument("--max-batch", type=int, default=64)
+    ap.add_argument("--pad", action="store_true", help="start the server with --pad (rows of any length share a pass)")
     ap.add_argument("--mixed", type=int, default=2000, help="requests in the mixed run (0: none)")
     ap.add_argument("--bad", type=float, default=0.25, help="share of malformed requests in the mixed run")
     ap.add_argument("--mixed-concurrency", type=int, default=16)
     args = ap.parse_args()
 
-    proc, url = (None, args.url) if args.url else start_server(args.max_batch)
+    proc, url = (None, args.url) if args.url else start_server(args.max_batch, args.pad)
     try:
         work = problems(args.requests)
         for planner in ("countdown", "sudoku"):  # loads each planner's model before the clock starts
             httpx.post(f"{url}/v1/solve/{planner}", json={"problem": next(t for p, t in work if p == planner)}, timeout=300)
         print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {len(work)} problems "
               f"(cd4_test, sudoku_4x4_8); --max-batch {args.max_batch}")
-        print("| clients | requests | req/s | p50 s | p99 s | solved |\n|---|---|---|---|---|---|")
+        print("| clients | requests | req/s | p50 s | p99 s | solved | rows a pass |\n|---|---|---|---|---|---|---|")
         base = None
         for c in [int(v) for v in args.levels.split(",")]:
+            rows, passes = metric(url, "dream_agent_batch_rows_sum"), metric(url, "dream_agent_forward_passes_total")
             r = asyncio.run(level(url, work, c, args.seconds))
             base = base or r
+            rows = (metric(url, "dream_agent_batch_rows_sum") - rows) / (metric(url, "dream_agent_forward_passes_total") - passes)
             print(f"| {c} | {r['requests']} | {r['rps']:.2f} ({r['rps'] / base['rps']:.1f}x) | {r['p50']:.3f} | "
-                  f"{r['p99']:.3f} | {r['solve_rate']:.1%} |", flush=True)
+                  f"{r['p99']:.3f} | {r['solve_rate']:.1%} | {rows:.1f} |", flush=True)
         if args.mixed:
             m = asyncio.run(mixed(url, work, base["answers"], args.mixed, args.bad, args.mixed_concurrency))
             print(f"mixed run, {args.mixed} requests at {args.mixed_concurrency} clients, {args.bad:.0%} malformed: {m}")
