@@ -52,3 +52,11 @@ def test_sigterm_lets_the_request_in_flight_finish():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_model_that_cannot_load_fails_in_one_line(capsys):
+    from dream_agent.cli.main import main
+
+    assert main(["serve", "--model", "/nonexistent/model", "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/nonexistent/model" in err[0]

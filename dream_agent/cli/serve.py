@@ -47,4 +47,7 @@ def serve_command(
         return run_ray(config, host=host, port=port, replicas=replicas)
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, timeout_graceful_shutdown=grace, log_level="info")
+    application = create_app(config)
+    if model:
+        application.state.server.load(model)  # a --model that cannot load fails here, in one line, before listening
+    uvicorn.run(application, host=host, port=port, timeout_graceful_shutdown=grace, log_level="info")

@@ -91,7 +91,7 @@ class ModelServer:
 
     def start(self) -> None:
         if self.config.model:
-            self._load(self.config.model)
+            self.load(self.config.model)
         self.worker.start()
 
     def stop(self) -> None:
@@ -99,7 +99,7 @@ class ModelServer:
 
     # ---- models -------------------------------------------------------------------------------
 
-    def _load(self, name: str | None, planner=None) -> str:
+    def load(self, name: str | None, planner=None) -> str:
         """Load `name` (or, with none, `planner`'s bundled model, checked to fit it) under its id."""
         from dream_agent import DiffusionEngine
         from dream_agent.cli.solve import load_engine
