@@ -46,6 +46,11 @@ def test_openai_client_completion_and_chat_stream_matches_whole(url):
     client = OpenAI(base_url=f"{url}/v1", api_key="none")
     done = client.completions.create(model="dream_tiny", prompt="Once upon a time", max_tokens=8, temperature=0)
     assert done.choices[0].finish_reason in ("stop", "length") and done.usage.completion_tokens <= 8
+    streamed = client.completions.create(model="dream_tiny", prompt="Once upon a time", max_tokens=8, temperature=0,
+                                         stream=True, stream_options={"include_usage": True})
+    chunks = list(streamed)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == done.choices[0].text
+    assert chunks[-1].usage.completion_tokens == done.usage.completion_tokens
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a prime."}]
     whole = client.chat.completions.create(model="dream_tiny", messages=messages, max_tokens=12, temperature=0,
                                            extra_body={"block_length": 4})
