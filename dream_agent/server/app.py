@@ -132,7 +132,7 @@ class ModelServer:
             if name not in bundled_models():
                 raise ApiError(404, f"the model {name!r} does not exist here; served: {', '.join(self.served_models())}",
                                param=param, code="model_not_found")
-            await asyncio.to_thread(self._load, name)
+            await asyncio.to_thread(self.load, name)
         return name, self.worker.engines[name]
 
     def planner(self, name: str):
@@ -161,7 +161,7 @@ class ModelServer:
             raise ApiError(422, f"no bundled {planner.name} model is installed: give a served model in 'model'",
                            param="model")
         if planner.name not in self.worker.engines:
-            await asyncio.to_thread(self._load, None, planner)
+            await asyncio.to_thread(self.load, None, planner)
         return planner.name, self.worker.engines[planner.name]
 
     # ---- jobs ---------------------------------------------------------------------------------
@@ -267,6 +267,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
         return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def bug(request, exc: Exception):  # a bug of ours: the request gets a 500, the server goes on
+        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(500, f"internal error: {type(exc).__name__}", kind="server_error")
 
     add_routes(app, server)
     app.add_middleware(BodyLimit, max_bytes=server.config.max_body_bytes)
