@@ -165,5 +165,14 @@ def test_full_queue_503_deadline_504_and_disconnect_frees_rows():
         while metric(base, "dream_agent_in_flight") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert metric(base, "dream_agent_in_flight") == 0
+        # the same for a stream the client stops reading
+        chat = {"model": "dream_tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 128, "steps": 128,
+                "block_length": 8, "stream": True}
+        with httpx.stream("POST", f"{base}/v1/chat/completions", json=chat, timeout=30) as r:
+            assert r.status_code == 200 and next(r.iter_lines()).startswith("data: ")
+        deadline = time.monotonic() + 5
+        while metric(base, "dream_agent_in_flight") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert metric(base, "dream_agent_in_flight") == 0
         assert httpx.post(f"{base}/v1/completions", json={"model": "countdown", "prompt": "1", "max_tokens": 2}
                           ).status_code == 200
