@@ -64,11 +64,13 @@ def problem_text(tokens: list[str], target: str | None = None) -> str:
 
 
 def load_engine(planner, model: str | None, device: str = "auto", alg: str | None = None,
-                threads: int | None = None, threshold: float | None = None, entropy_bound: float | None = None):
+                threads: int | None = None, threshold: float | None = None, entropy_bound: float | None = None,
+                runtime: str = "auto"):
     """The engine for `--model`, or for the planner's bundled model when none is given; `alg`
     overrides the remasking order the model ships (else the engine's default); `threads`: torch's
     CPU threads (None: one for a small model on the CPU); `threshold` / `entropy_bound`: a parallel
-    reveal rule for the denoising passes (the model-only round's among them), overriding the model's."""
+    reveal rule for the denoising passes (the model-only round's among them), overriding the model's;
+    `runtime`: "auto" runs a small CPU model without transformers (`load_model`), the fast start."""
     from dream_agent import DiffusionEngine
     from dream_agent.model import loading
 
@@ -79,7 +81,7 @@ def load_engine(planner, model: str | None, device: str = "auto", alg: str | Non
                 f"or train one with `dream-agent train {planner.name} --out DIR`"
             )
         model = planner.name
-    lm = loading.load_model(model, device=device, threads="auto" if threads is None else threads)
+    lm = loading.load_model(model, device=device, threads="auto" if threads is None else threads, runtime=runtime)
     check_model_fits(planner, lm, model)
     given = {"alg": alg, "threshold": threshold, "entropy_bound": entropy_bound}
     return DiffusionEngine(lm, **{k: v for k, v in given.items() if v is not None})

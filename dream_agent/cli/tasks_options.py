@@ -197,7 +197,9 @@ def eval_tasks(*, domain: str | None, problems_dir: str | None, model: str | Non
 
     from .solve import load_engine
 
-    engine = load_engine(planner, path, device, alg, threshold=threshold, entropy_bound=entropy_bound)
+    # the random-weight figure builds a DreamModel of the same config: transformers' runtime
+    engine = load_engine(planner, path, device, alg, threshold=threshold, entropy_bound=entropy_bound,
+                         runtime="transformers" if random_weights else "auto")
     kwargs = dict(max_rounds=rounds_for(planner, max_rounds), seed=seed)
     names = [p.stem for p in files]
     err = Console(stderr=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
-from .modeling_dream import DreamModel
+if TYPE_CHECKING:  # the protocol and the shift need no transformers (plain.py runs without it)
+    from .modeling_dream import DreamModel
 
 
 def align_logits(logits: torch.Tensor, shift: bool) -> torch.Tensor:

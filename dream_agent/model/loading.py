@@ -19,13 +19,12 @@ import json
 from pathlib import Path
 
 import torch
-import transformers
-from safetensors import SafetensorError
-from transformers import AutoModel, AutoTokenizer
-from transformers.utils import cached_file
 
 from ..errors import ModelLoadError
 from .diffusion_lm import DreamDiffusionLM
+from .plain import PlainDreamLM, plain_refusal
+
+# transformers is imported where a load needs it: a small model run as a `PlainDreamLM` never does.
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -34,7 +33,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
 # the same files. Another custom class is refused rather than run.
 STAND_IN_TOKENIZERS = {"DreamTokenizer": "Qwen2Tokenizer"}
 
-_loaded: dict[tuple[str, str, str], DreamDiffusionLM] = {}
+RUNTIMES = ("transformers", "plain", "auto")
+
+_loaded: dict[tuple[str, str, str, str], DreamDiffusionLM | PlainDreamLM] = {}
 # Below this many parameters a CPU forward pass is too short for more threads to pay: they only
 # contend, and with both cores busy torch's default (one thread a core) made a bundled model's solve
 # 12x slower than quiet, one thread 1.4x (BENCHMARKS.md, "Threads").
@@ -100,6 +101,11 @@ def _check_local_dir(path: Path) -> None:
 
 def _json_file(source: str, filename: str) -> dict | None:
     """A JSON file of a local directory or hub repo, parsed; None when it has no such file."""
+    if Path(source).is_dir():  # read directly: no transformers for a local model
+        file = Path(source) / filename
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+    from transformers.utils import cached_file
+
     try:
         file = cached_file(source, filename, _raise_exceptions_for_missing_entries=False,
                            _raise_exceptions_for_connection_errors=False)
@@ -114,6 +120,9 @@ def load_tokenizer(source: str, name: str):
         config = _json_file(source, "tokenizer_config.json") or {}
     except ValueError as exc:
         raise ModelLoadError(f"the tokenizer_config.json of {name!r} is not valid JSON: {exc}") from None
+    import transformers
+    from transformers import AutoTokenizer
+
     custom = (config.get("auto_map") or {}).get("AutoTokenizer")
     try:
         if custom:
@@ -140,16 +149,17 @@ def sampling_defaults(source: str, name: str) -> dict:
     return dict(block)
 
 
-def set_threads(model, threads: int | str | None, device: torch.device) -> None:
+def set_threads(parameters: int, threads: int | str | None, device: torch.device) -> None:
     """torch's CPU threads for this process: `threads` when a number; "auto": one thread for a small
-    model on the CPU (SMALL_MODEL_PARAMETERS); None, or a larger model: torch's setting is left alone."""
+    model (of `parameters`) on the CPU (SMALL_MODEL_PARAMETERS); None, or a larger model: torch's
+    setting is left alone."""
     if isinstance(threads, int) and not isinstance(threads, bool):
         if threads < 1:
             raise ModelLoadError(f"threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     elif threads not in (None, "auto"):
         raise ModelLoadError(f"threads is a whole number, 'auto' or None, not {threads!r}")
-    elif threads == "auto" and device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMETERS:
+    elif threads == "auto" and device.type == "cpu" and parameters < SMALL_MODEL_PARAMETERS:
         torch.set_num_threads(1)
 
 
@@ -162,12 +172,17 @@ def weights_file(source: str) -> Path | None:
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-               threads: int | str | None = None) -> DreamDiffusionLM:
+               threads: int | str | None = None, runtime: str = "transformers") -> DreamDiffusionLM | PlainDreamLM:
     """A model by bundled name, directory or hub id, on `device`. `threads`: torch's CPU threads
     (a number); "auto": one for a small model on the CPU, where more only contend (the CLI's and
-    `DiffusionEngine(name)`'s default); None: torch's setting as it is."""
-    from . import register  # noqa: F401  (registers "Dream" with the Auto classes)
+    `DiffusionEngine(name)`'s default); None: torch's setting as it is.
 
+    `runtime`: "transformers" (a `DreamDiffusionLM` over `DreamModel.from_pretrained`: training,
+    adapters, any device); "plain" (a `PlainDreamLM`: a small local float32 checkpoint on the CPU,
+    without importing transformers, the same logits); "auto" (plain where the checkpoint and device
+    allow it, else transformers: the CLI's solve and eval)."""
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
     name = str(name_or_path)
     bundled = bundled_models()
     if name in bundled:
@@ -183,10 +198,26 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
         source = name  # a hub id such as Dream-org/Dream-v0-Instruct-7B
 
     dev, dt = resolve_device(device, dtype)
-    key = (source, str(dev), str(dt))
+    if runtime != "transformers":
+        why = ("it is not a local directory" if path is None else "it runs on the CPU in float32 only"
+               if (dev.type, dt) != ("cpu", torch.float32) else plain_refusal(path))
+        if why is not None and runtime == "plain":
+            raise ModelLoadError(f"model {name!r} cannot run without transformers: {why}")
+        runtime = "transformers" if why is not None else "plain"
+    key = (source, str(dev), str(dt), runtime)
     if key in _loaded:
-        set_threads(_loaded[key].model, threads, dev)
+        set_threads(_parameters(_loaded[key]), threads, dev)
         return _loaded[key]
+    if runtime == "plain":
+        lm = PlainDreamLM(path, name=name, sampling=sampling_defaults(source, name))
+        set_threads(lm.parameter_count, threads, dev)
+        _loaded[key] = lm
+        return lm
+    from safetensors import SafetensorError
+    from transformers import AutoModel
+
+    from . import register  # noqa: F401  (registers "Dream" with the Auto classes)
+
     try:
         model = AutoModel.from_pretrained(source, dtype=dt, trust_remote_code=False)
     except SafetensorError as exc:  # a corrupt or truncated file: name it
@@ -203,6 +234,12 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "auto", dt
     if path is None or any((path / f).is_file() for f in TOKENIZER_FILES):
         tokenizer = load_tokenizer(source, name)
     lm = DreamDiffusionLM(model.to(dev), tokenizer, name=name, sampling=sampling_defaults(source, name))
-    set_threads(lm.model, threads, dev)
+    set_threads(_parameters(lm), threads, dev)
     _loaded[key] = lm
     return lm
+
+
+def _parameters(lm: DreamDiffusionLM | PlainDreamLM) -> int:
+    if isinstance(lm, PlainDreamLM):
+        return lm.parameter_count
+    return sum(p.numel() for p in lm.model.parameters())

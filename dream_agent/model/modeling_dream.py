@@ -8,8 +8,8 @@ Dream is Qwen2 with bidirectional attention. Main diffs with Qwen2ForCausalLM:
   - logits are returned raw and unshifted, like the published modeling code: the shift
     (hidden state i-1 predicts token i) is applied by `DreamDiffusionLM`, not here;
   - float32 inference on unpadded input runs the same layers' weights through
-    torch.nn.functional directly (`_direct_logits`): for the small bundled models on a CPU,
-    transformers' per-module dispatch costs about a third of a forward pass.
+    torch.nn.functional directly (`_direct_logits`, functional.py): for the small bundled
+    models on a CPU, transformers' per-module dispatch costs about a third of a forward pass.
 Parameter names are Qwen2's (`model.layers.N.self_attn.q_proj`, `lm_head`, ...), so the
 Dream-org safetensors load as they are.
 """
@@ -17,12 +17,12 @@ Dream-org safetensors load as they are.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import MaskedLMOutput
-from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2PreTrainedModel, apply_rotary_pos_emb
+from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2PreTrainedModel
 
 from .configuration_dream import DreamConfig
+from .functional import DreamShape, dream_logits
 
 
 def padding_to_4d(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -117,30 +117,10 @@ class DreamModel(DreamPreTrainedModel):
 
     def _direct_logits(self, input_ids: torch.LongTensor) -> torch.Tensor:
         """forward() for unpadded float32 input, without grad: the same weights, operations and
-        order as the modules, called as functions. A 0.7M model's pass over 85 tokens on two CPU
-        threads takes about 1.3 ms this way against 1.7 ms through the modules (tests/test_model.py
-        checks that both give the same logits)."""
-        cfg, core = self.config, self.model
-        batch, n = input_ids.shape
-        h = F.embedding(input_ids, core.embed_tokens.weight)  # (B, N, H)
-        if cfg.absolute_position_embeddings:
-            h = h + core.embed_positions.weight[:n]
-        cos, sin = core.rotary_emb(h, torch.arange(n, device=h.device)[None, :])  # positions as forward() makes them
-        width = (cfg.hidden_size,)
-        for layer in core.layers:
-            attn, mlp = layer.self_attn, layer.mlp
-
-            def heads(proj: nn.Linear, count: int) -> torch.Tensor:  # (B, heads, N, head_dim)
-                return F.linear(y, proj.weight, proj.bias).view(batch, n, count, attn.head_dim).transpose(1, 2)
-
-            y = F.rms_norm(h, width, layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon)
-            q, k = apply_rotary_pos_emb(heads(attn.q_proj, cfg.num_attention_heads),
-                                        heads(attn.k_proj, cfg.num_key_value_heads), cos, sin)
-            v = heads(attn.v_proj, cfg.num_key_value_heads)
-            o = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling, enable_gqa=attn.num_key_value_groups > 1)
-            h = h + F.linear(o.transpose(1, 2).reshape(batch, n, -1), attn.o_proj.weight, attn.o_proj.bias)
-            y = F.rms_norm(h, width, layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon)
-            gate = mlp.act_fn(F.linear(y, mlp.gate_proj.weight, mlp.gate_proj.bias))
-            h = h + F.linear(gate * F.linear(y, mlp.up_proj.weight, mlp.up_proj.bias), mlp.down_proj.weight, mlp.down_proj.bias)
-        h = F.rms_norm(h, width, core.norm.weight, core.norm.variance_epsilon)
-        return F.linear(h, self.lm_head.weight, self.lm_head.bias)
+        order as the modules, called as functions (functional.py). A 0.7M model's pass over 85
+        tokens on two CPU threads takes about 1.3 ms this way against 1.7 ms through the modules
+        (tests/test_model.py checks that both give the same logits)."""
+        h = self.model.embed_tokens.weight
+        cos, sin = self.model.rotary_emb(h, torch.arange(input_ids.shape[1], device=h.device)[None, :])
+        weights = dict(self.named_parameters(remove_duplicate=False))  # tied heads keep both names
+        return dream_logits(weights, DreamShape.of(self.config), input_ids, cos, sin, act=self.model.layers[0].mlp.act_fn)
