@@ -140,3 +140,14 @@ def test_serialization_round_trip():
     assert "engine" not in data["kwargs"]  # a model is not JSON; the copy reloads `model` when first used
     copy = load(data, valid_namespaces=["dream_agent"], allowed_objects=[DreamLLM])
     assert isinstance(copy, DreamLLM) and copy.engine is None and copy.asdict() == llm.asdict()
+
+
+def test_entropy_bound_is_a_sampler_field():
+    """The EB-sampler's bound reaches the denoising loop: a bound above every step's summed entropy
+    reveals everything in the first pass, where steps=16 without it take 16 passes."""
+    plain = DreamLLM(engine=tiny_engine(), max_new_tokens=16, steps=16)
+    loose = DreamLLM(engine=tiny_engine(), max_new_tokens=16, steps=16, entropy_bound=1e6)
+    assert plain.generate(["Hello"]).generations[0][0].generation_info["nfe"] == 16
+    assert loose.generate(["Hello"]).generations[0][0].generation_info["nfe"] == 1
+    assert loose._identifying_params["entropy_bound"] == 1e6
+    assert plain.generate(["Hello"], entropy_bound=1e6).generations[0][0].generation_info["nfe"] == 1

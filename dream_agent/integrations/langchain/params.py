@@ -19,7 +19,7 @@ from dream_agent.engine import DiffusionEngine
 from dream_agent.sampler import ALGS
 
 DEFAULT_MODEL = "Dream-org/Dream-v0-Instruct-7B"
-SAMPLER_FIELDS = ("steps", "temperature", "top_p", "top_k", "alg", "alg_temp", "threshold", "block_length")
+SAMPLER_FIELDS = ("steps", "temperature", "top_p", "top_k", "alg", "alg_temp", "threshold", "entropy_bound", "block_length")
 CALL_OPTIONS = frozenset({*SAMPLER_FIELDS, "max_new_tokens", "max_tokens", "seed"})
 
 _load_lock = threading.Lock()  # one model load at a time, even when a batch runs in threads
@@ -43,6 +43,7 @@ class DreamParams(BaseModel):
     alg: str | None = None  # remasking order: origin, maskgit_plus, topk_margin, entropy
     alg_temp: float | None = Field(default=None, ge=0)
     threshold: float | None = Field(default=None, gt=0, le=1)  # Fast-dLLM: reveal every position above it
+    entropy_bound: float | None = Field(default=None, gt=0)  # EB-sampler: reveal while summed entropy stays within it
     block_length: int | None = Field(default=None, ge=1)  # LLaDA blocks; streaming then goes block by block
     seed: int | None = None  # seeds a generator per call, so sampled output repeats
     stop: list[str] | None = None
