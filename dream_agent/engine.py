@@ -17,6 +17,7 @@ from .errors import TemplateError
 from .model import DiffusionLM, load_model
 from .batching import Job
 from .sampler import ALGS, DREAM_TOP_K, DenoiseResult, denoise, denoise_job
+from .kv_cache import CACHE_MODES
 from .template import Anchor, Slot, Template, slot_length
 
 MASK_HOLE = re.compile(r"\[MASK:([0-9]+)\]")
@@ -43,6 +44,7 @@ class SamplerConfig:
     threshold: float | None = None  # Fast-dLLM parallel reveal
     entropy_bound: float | None = None  # EB-sampler parallel reveal (nats)
     block_length: int | None = None  # LLaDA blocks
+    cache: str | None = None  # Fast-dLLM's "prefix" or "dual" cache, with block_length (kv_cache.py); None: exact
     float32_softmax: bool = False  # Dream takes probabilities in the logits' dtype (bf16 on a GPU)
     padding_side: str = "right"  # of a batch of templates; "left" lays rows out as Dream's batched demo
 
@@ -64,6 +66,8 @@ class SamplerConfig:
                              "or entropy, not origin")
         if self.padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {self.padding_side!r}")
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise ValueError(f"unknown cache {self.cache!r}; use None, 'prefix' or 'dual'")
 
 
 class DiffusionEngine:

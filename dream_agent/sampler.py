@@ -13,6 +13,8 @@ pure function over the `DiffusionLM` contract, with these departures (each marke
     a step; `steps` stays the cap;
   - `block_length` (LLaDA's semi-autoregressive blocks): masks are filled block by block,
     left to right, each block with its share of the steps;
+  - `cache` (Fast-dLLM's prefix and dual caches, kv_cache.py) with blocks: a block's later passes
+    run a window of positions against cached keys and values, an approximation;
   - the loop stops once nothing is masked (Dream keeps calling the model; same tokens);
   - random draws take an optional `torch.Generator`, so a run can be repeated;
   - a batch is right-padded by default; `padding_side="left"` lays it out as Dream's batched
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 
 from .batching import Forward, Job, run_job
 from .decoding import ALGS, CONFIDENCE, DREAM_TOP_K, choose, collate, constrain, token_probs  # noqa: F401 (re-exported)
+from .kv_cache import BlockCache, check_cache
 from .template import Template
 
 
@@ -93,9 +96,13 @@ def denoise_job(
     generator: torch.Generator | None = None,
     return_history: bool = False,
     padding_side: str = "right",
+    cache: str | None = None,
 ) -> Job[DenoiseResult]:
     """The denoising loop as a job (`dream_agent.batching`): each step yields its forward pass over
     the batch and receives the logits, so that other jobs' rows may share the pass.
+
+    `cache` ("prefix" or "dual", with `block_length`): Fast-dLLM's block caches (kv_cache.py); each
+    block's first pass is full, its later passes run a window against cached keys and values.
 
     Settings are checked when the job starts (its first `next`)."""
     templates = [templates] if isinstance(templates, Template) else list(templates)
@@ -122,6 +129,9 @@ def denoise_job(
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     x, real, allow_row, table = collate(model, templates, padding_side)
     attention_mask = None if bool(real.all()) else real.long()
+    check_cache(model, cache, block_length=block_length, attention_mask=attention_mask,
+                hooks=logits_hook is not None or tokens_hook is not None)
+    block_cache = BlockCache(model, cache) if cache is not None else None
     mask_id = model.mask_token_id
     confidence = torch.where(x == mask_id, torch.zeros_like(x, dtype=torch.float), torch.ones_like(x, dtype=torch.float))
     history = [] if return_history else None
@@ -148,11 +158,18 @@ def denoise_job(
             mask_index = (x == mask_id) & real & in_block  # (B, N)
             if not bool(mask_index.any()):
                 break  # departure: nothing left to fill in this block, skip the remaining passes
-            logits = yield Forward(x, attention_mask)  # (B, N, V), aligned
+            at = mask_index  # where `logits` holds the masked positions: all of them, or the block's window
+            if block_cache is None:
+                logits = yield Forward(x, attention_mask)  # (B, N, V), aligned
+            elif i == 0:  # a block's first pass is full and fills the cache
+                logits = yield Forward(x, compute=lambda x=x, lo=lo, hi=hi: block_cache.start(x, lo, hi))
+            else:
+                logits = yield Forward(x, compute=lambda x=x: block_cache.window(x))  # (B, hi - lo, V)
+                at = mask_index[:, lo:hi]
             nfe += 1
             if logits_hook is not None:
                 logits = logits_hook(i, x, logits)
-            mask_logits = constrain(logits[mask_index], allow_row[mask_index], table, mask_id)  # (M, V)
+            mask_logits = constrain(logits[at], allow_row[mask_index], table, mask_id)  # (M, V)
             t, s = timesteps[i], timesteps[i + 1]
             last_step = i == block_steps - 1
             if alg == "origin":

@@ -101,8 +101,12 @@ class DreamModel(DreamPreTrainedModel):
         if self.config.absolute_position_embeddings:
             embeds = embeds + self.model.embed_positions(position_ids)
         masks = {"full_attention": attention_mask}  # a dict bypasses Qwen2's causal-mask builder
+        # `cache`: a transformers Cache whose keys and values the new positions attend to beside their
+        # own, and which gets theirs appended (kv_cache.py's block caches crop them back off)
+        cache = kwargs.pop("cache", None)
         hidden = self.model(
-            inputs_embeds=embeds, attention_mask=masks, position_ids=position_ids, use_cache=False, **kwargs
+            inputs_embeds=embeds, attention_mask=masks, position_ids=position_ids, cache=cache,
+            use_cache=cache is not None, **kwargs
         ).last_hidden_state  # (B, N, H)
         return MaskedLMOutput(logits=self.lm_head(hidden))  # (B, N, V), unshifted
 
