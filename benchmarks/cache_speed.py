@@ -32,6 +32,36 @@ def model_of(scale: str) -> DreamDiffusionLM:
     return DreamDiffusionLM(DreamModel(cfg).eval())
 
 
+def trained_agreement(name: str, n: int, block: int) -> None:
+    """Agreement on a trained model, where it means something: a bundled planner's model fills the
+    templates of its own generated problems (no hooks, so the cache applies), cached and not."""
+    import random
+
+    from dream_agent import DiffusionEngine
+    from planners import get_planner
+
+    engine = DiffusionEngine(name, threads=None)
+    planner = get_planner(name)
+    templates = [planner.encode(e.problem, engine.tokenizer) for e in planner.examples(n, random.Random(1))]
+    rows = {}
+    for cache in (None, "prefix", "dual"):
+        t0 = time.perf_counter()
+        rows[cache] = [engine.fill(t, block_length=block, cache=cache) for t in templates]
+        rows[cache + "_s" if cache else "none_s"] = time.perf_counter() - t0
+    for cache in ("prefix", "dual"):
+        same = total = solved = base_solved = 0
+        for t, exact, cached, e in zip(templates, rows[None], rows[cache], planner.examples(n, random.Random(1))):
+            a, b = exact.row_ids(0), cached.row_ids(0)
+            slots = torch.tensor([p for ps in t.slots.values() for p in ps])
+            same += int((a[slots] == b[slots]).sum())
+            total += len(slots)
+            solved += not planner.check(e.problem, planner.decode(e.problem, t, b))
+            base_solved += not planner.check(e.problem, planner.decode(e.problem, t, a))
+        print(f"{name}: {n} generated problems, block {block}, {cache}: {same / total:.1%} of {total} slot tokens agree; "
+              f"valid fills {solved} vs {base_solved} uncached; {rows['none_s']:.1f} s vs {rows[cache + '_s']:.1f} s",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["100m", "tiny"], default="100m")
@@ -39,8 +69,13 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=32)
     parser.add_argument("--per-step", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trained", default=None, help="instead: agreement on this bundled planner's model (e.g. code)")
+    parser.add_argument("--problems", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.trained:
+        trained_agreement(args.trained, args.problems, args.block)
+        return
     lm = model_of(args.scale)
     params = sum(p.numel() for p in lm.model.parameters())
     print(f"# {params / 1e6:.0f}M parameters, {args.threads} threads, block {args.block}, {args.per_step} tokens a pass")
