@@ -141,7 +141,9 @@ def test_dream_row(value):
 @settings(**CI)
 @given(data=st.one_of(st.binary(max_size=300), texts(SUDOKU_CHARS + COUNTDOWN_CHARS).map(str.encode)))
 def test_load_dataset(tmp_path_factory, planner, suffix, data):
-    path = tmp_path_factory.mktemp("data") / f"set{suffix}"
+    # one file, rewritten for each example: a fresh numbered directory each (mktemp) made long runs
+    # quadratic, as pytest scans the existing ones to number the next
+    path = tmp_path_factory.getbasetemp() / f"dataset-{planner.name}{suffix}"
     path.write_bytes(data)
     parses_or_refuses(planner.load_dataset, str(path))
 
