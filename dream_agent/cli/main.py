@@ -33,7 +33,7 @@ def list_planners() -> None:
 
 
 def _register_commands() -> None:
-    from . import doctor, evaluate, serve, solve, train  # noqa: F401  (each module adds its commands to `app`)
+    from . import doctor, evaluate, generate, serve, solve, train  # noqa: F401  (each module adds its commands to `app`)
 
 
 def main(argv: list[str] | None = None) -> int:
