@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from .model.diffusion_lm import align_logits
+
 CACHE_MODES = ("prefix", "dual")
 
 
@@ -65,8 +67,6 @@ class BlockCache:
             layer.keys = torch.cat([layer.keys[..., : self.a, :], layer.keys[..., self.b:, :]], dim=-2)
             layer.values = torch.cat([layer.values[..., : self.a, :], layer.values[..., self.b:, :]], dim=-2)
         self._cache = cache
-        from .model.diffusion_lm import align_logits
-
         return align_logits(raw, bool(self.shift))
 
     def window(self, x: torch.Tensor) -> torch.Tensor:
